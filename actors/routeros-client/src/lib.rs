@@ -1,0 +1,1 @@
+//! Async RouterOS API client (placeholder while the crate is written).
