@@ -1,0 +1,1 @@
+//! Holds no code: the repository-wide checks live in `tests/tidy.rs` of this crate.
