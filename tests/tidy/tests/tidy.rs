@@ -64,6 +64,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("routeros-client", &["routeros-proto"]),
     ("routeros-sim", &["routeros-proto"]),
     ("drover-tidy", &[]),
+    ("drover-model", &[]),
 ];
 
 const TEST_ONLY: &[&str] = &["routeros-sim", "drover-tidy"];
