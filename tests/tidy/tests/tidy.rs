@@ -65,6 +65,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("routeros-sim", &["routeros-proto"]),
     ("drover-tidy", &[]),
     ("drover-model", &[]),
+    ("drover-device", &["routeros-client", "drover-model"]),
+    ("drover-node", &["drover-device", "drover-model", "routeros-client"]),
 ];
 
 const TEST_ONLY: &[&str] = &["routeros-sim", "drover-tidy"];

@@ -1,0 +1,1 @@
+//! DeviceActor (being written).

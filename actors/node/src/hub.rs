@@ -1,0 +1,1 @@
+//! Per-tenant in-process broadcast of device events for SSE subscribers (being written).

@@ -1,0 +1,1 @@
+//! JetStream publishing of device events with a bounded buffer (being written).
