@@ -1,0 +1,74 @@
+# shellcheck shell=bash
+# deploy/lib/test-steps.sh — the steps of deploy/test.sh, one function each.
+#
+# Sourced (after deploy/lib/services.sh) by the child bash that deploy/test.sh's run_step
+# starts for every step, with the repo root as the working directory and CARGO_TARGET_DIR,
+# DROVER_ROOT and DROVER_LOG_DIR_STEP exported. A step returns 0 (pass), 75 (nothing to run:
+# reported as SKIP) or anything else (fail).
+
+# Prints a command, then runs it.
+show() {
+    printf '+ %s\n' "$*"
+    "$@"
+}
+
+step_services() { ensure_services; }
+
+step_tools() { ensure_rust_tools; }
+
+step_fmt() {
+    local color=auto
+    [[ ${CARGO_TERM_COLOR:-} == never ]] && color=never
+    show cargo fmt --all --check -- --color="$color"
+}
+
+step_build() { show cargo build --workspace --all-targets; }
+
+step_clippy() { show cargo clippy --workspace --all-targets -- -D warnings; }
+
+step_nextest() {
+    local cfg=(--tool-config-file "drover:$DROVER_ROOT/deploy/nextest.toml")
+    show cargo nextest run --workspace --no-fail-fast --no-tests=warn "${cfg[@]}"
+}
+
+step_doctest() { show cargo test --workspace --doc; }
+
+step_fuzz() {
+    local seconds=$1 dir=$2 target_dir=$3
+    cd "$dir" || return 1
+    mkdir -p corpus/decode_sentence
+    local log="$DROVER_LOG_DIR_STEP/fuzz-decode_sentence.log"
+    echo "building and fuzzing for ${seconds}s; full log: $log"
+    local rc=0
+    echo "+ (cd $dir && RUSTC_BOOTSTRAP=1 cargo fuzz run --target-dir $target_dir decode_sentence corpus/decode_sentence seeds/decode_sentence -- -max_total_time=$seconds -print_final_stats=1)"
+    RUSTC_BOOTSTRAP=1 cargo fuzz run --target-dir "$target_dir" decode_sentence \
+        corpus/decode_sentence seeds/decode_sentence -- \
+        -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1 || rc=$?
+    if ((rc == 0)); then
+        # The last status line and the final stats: executions, exec/s, coverage.
+        grep -E '^#[0-9]+' "$log" | tail -n 1
+        grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb)' "$log"
+    else
+        echo "--- fuzz failed (exit $rc); last 80 lines of $log:"
+        tail -n 80 "$log"
+    fi
+    return $rc
+}
+
+step_interop() {
+    if [[ ! -d tests/interop ]] || ! find tests/interop -name 'test_*.py' -o -name '*_test.py' |
+        grep -q .; then
+        echo "no Python tests under tests/interop"
+        return 75
+    fi
+    show cargo build -p routeros-sim --bin drover-sim || return 1
+    export DROVER_SIM_BIN="$CARGO_TARGET_DIR/debug/drover-sim"
+    [[ -x $DROVER_SIM_BIN ]] || { echo "missing $DROVER_SIM_BIN"; return 1; }
+    ensure_python_venv pytest || return 1
+    local rc=0
+    show .venv/bin/pytest -p no:cacheprovider -q tests/interop || rc=$?
+    # pytest exits 5 when it collected no test: nothing to run, not a failure.
+    ((rc == 5)) && return 75
+    return $rc
+}
+
