@@ -112,10 +112,16 @@ pub(crate) fn is_poll(path: &str) -> bool {
 
 pub(crate) fn execute(dev: &Device, cmd: &Command) -> Outcome {
     let Some((menu, verb)) = cmd.path.rsplit_once('/') else {
-        return trap(Some(TrapCategory::MissingItemOrCommand), "no such command prefix");
+        return trap(
+            Some(TrapCategory::MissingItemOrCommand),
+            "no such command prefix",
+        );
     };
     if menu.starts_with("/interface/wireless") {
-        return trap(Some(TrapCategory::MissingItemOrCommand), "no such command prefix");
+        return trap(
+            Some(TrapCategory::MissingItemOrCommand),
+            "no such command prefix",
+        );
     }
     if (menu == "/interface/wifi" || menu.starts_with("/interface/wifi/")) && !dev.model.radios {
         return trap(None, "no such command or directory (wifi)");
@@ -150,7 +156,10 @@ pub(crate) fn execute(dev: &Device, cmd: &Command) -> Outcome {
         (m, _) if PRINTABLE.contains(&m) || OTHER_MENUS.contains(&m) => {
             trap(Some(TrapCategory::MissingItemOrCommand), "no such command")
         }
-        _ => trap(Some(TrapCategory::MissingItemOrCommand), "no such command prefix"),
+        _ => trap(
+            Some(TrapCategory::MissingItemOrCommand),
+            "no such command prefix",
+        ),
     }
 }
 
@@ -215,11 +224,7 @@ pub(crate) fn empty_replies(dev: &Device) -> Vec<Reply> {
 }
 
 fn print(dev: &Device, cmd: &Command, menu: &str) -> Outcome {
-    if cmd
-        .attributes
-        .iter()
-        .any(|(n, _)| !PRINT_ARGS.contains(&n))
-    {
+    if cmd.attributes.iter().any(|(n, _)| !PRINT_ARGS.contains(&n)) {
         return unknown_parameter();
     }
     let rows: Vec<Attributes> = rows_of(dev, menu)
@@ -293,7 +298,14 @@ fn interval_of(cmd: &Command) -> Result<Duration, Outcome> {
 }
 
 fn monitor_traffic(dev: &Device, cmd: &Command) -> Outcome {
-    const ARGS: &[&str] = &["interface", "numbers", "once", "interval", ".proplist", "duration"];
+    const ARGS: &[&str] = &[
+        "interface",
+        "numbers",
+        "once",
+        "interval",
+        ".proplist",
+        "duration",
+    ];
     if cmd.attributes.iter().any(|(n, _)| !ARGS.contains(&n)) {
         return unknown_parameter();
     }
@@ -324,7 +336,12 @@ fn monitor_traffic(dev: &Device, cmd: &Command) -> Outcome {
     if cmd.attributes.contains("once") {
         let mut replies: Vec<Reply> = chosen
             .iter()
-            .map(|i| Reply::re(project(menus::monitor_traffic_row(dev, i, 0), proplist.as_deref())))
+            .map(|i| {
+                Reply::re(project(
+                    menus::monitor_traffic_row(dev, i, 0),
+                    proplist.as_deref(),
+                ))
+            })
             .collect();
         replies.push(Reply::done());
         return Outcome::Replies(replies);
@@ -340,7 +357,14 @@ fn monitor_traffic(dev: &Device, cmd: &Command) -> Outcome {
 }
 
 fn monitor_wifi(cmd: &Command) -> Outcome {
-    const ARGS: &[&str] = &["numbers", ".id", "once", "interval", ".proplist", "duration"];
+    const ARGS: &[&str] = &[
+        "numbers",
+        ".id",
+        "once",
+        "interval",
+        ".proplist",
+        "duration",
+    ];
     if cmd.attributes.iter().any(|(n, _)| !ARGS.contains(&n)) {
         return unknown_parameter();
     }

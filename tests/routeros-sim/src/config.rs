@@ -188,6 +188,11 @@ pub fn in_share(seed: u64, global_index: usize, share: f64, salt: u64) -> bool {
     share > 0.0 && device_unit(seed, global_index, 0x5AA2E ^ salt) < share
 }
 
+/// Parses a RouterOS-style duration (`5s`, `250ms`, `1m30s`, or bare seconds).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    crate::format::parse_duration(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,7 +208,10 @@ mod tests {
             assert_eq!(index_of_address(base, device_address(base, i)), Some(i));
         }
         assert_eq!(index_of_address(base, Ipv4Addr::new(127, 9, 0, 1)), None);
-        assert_eq!(device_address(base, 99_999), Ipv4Addr::new(127, 11, 137, 178));
+        assert_eq!(
+            device_address(base, 99_999),
+            Ipv4Addr::new(127, 11, 137, 178)
+        );
     }
 
     #[test]
@@ -223,9 +231,4 @@ mod tests {
         let again: Vec<usize> = (0..10_000).filter(|&i| in_share(7, i, 0.1, 0)).collect();
         assert_eq!(small, again);
     }
-}
-
-/// Parses a RouterOS-style duration (`5s`, `250ms`, `1m30s`, or bare seconds).
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    crate::format::parse_duration(text)
 }

@@ -113,7 +113,9 @@ impl Device {
     }
 
     pub(crate) fn plain_addr(&self) -> Option<SocketAddr> {
-        self.config().plain_port.map(|p| SocketAddr::from((self.ip, p)))
+        self.config()
+            .plain_port
+            .map(|p| SocketAddr::from((self.ip, p)))
     }
 
     pub(crate) fn next_connection_serial(&self) -> u64 {

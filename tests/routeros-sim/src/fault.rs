@@ -37,7 +37,9 @@ impl Target {
                 }
                 if let Some(i) = o.get("index") {
                     let i = i.as_u64().ok_or("index must be a number")?;
-                    return Ok(Self::Index(usize::try_from(i).map_err(|_| "index too big")?));
+                    return Ok(Self::Index(
+                        usize::try_from(i).map_err(|_| "index too big")?,
+                    ));
                 }
                 if let Some(s) = o.get("share") {
                     let share = s.as_f64().ok_or("share must be a number")?;
@@ -167,7 +169,9 @@ impl FaultSet {
             Fault::Slow { latency } => self.latency = Some(latency),
             Fault::Flap { period_ms, down_ms } => {
                 let period = Duration::from_millis(period_ms.max(20));
-                let down = down_ms.map_or(period / 2, Duration::from_millis).min(period);
+                let down = down_ms
+                    .map_or(period / 2, Duration::from_millis)
+                    .min(period);
                 self.flap = Some((period, down));
             }
         }
@@ -200,7 +204,13 @@ mod tests {
         let f: Fault = serde_json::from_str(r#"{"kind":"drop"}"#).expect("drop");
         assert_eq!(f, Fault::Drop { after_replies: 0 });
         let t = Target::from_json(&serde_json::json!({"share": 0.25})).expect("share");
-        assert_eq!(t, Target::Share { share: 0.25, salt: 0 });
+        assert_eq!(
+            t,
+            Target::Share {
+                share: 0.25,
+                salt: 0
+            }
+        );
         assert_eq!(
             Target::from_json(&serde_json::json!("all")).expect("all"),
             Target::All

@@ -85,9 +85,8 @@ impl Fleet {
                     tracing::debug!(attempt, base = %config.base, "address in use; new base");
                 }
                 Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("bind device listeners from {}", config.base)
-                    });
+                    return Err(e)
+                        .with_context(|| format!("bind device listeners from {}", config.base));
                 }
             }
         }
@@ -242,12 +241,12 @@ impl Fleet {
             let _ = t.await;
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-        while self
-            .inner
-            .devices
-            .iter()
-            .any(|d| d.counters.active_connections.load(std::sync::atomic::Ordering::Relaxed) > 0)
-            && tokio::time::Instant::now() < deadline
+        while self.inner.devices.iter().any(|d| {
+            d.counters
+                .active_connections
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+        }) && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -118,7 +118,10 @@ mod tests {
     fn durations_print_like_routeros() {
         assert_eq!(duration(0), "0s");
         assert_eq!(duration(329_492), "3d19h31m32s");
-        assert_eq!(duration(604_800 + 86_400 * 2 + 3 * 3600 + 4 * 60 + 5), "1w2d3h4m5s");
+        assert_eq!(
+            duration(604_800 + 86_400 * 2 + 3 * 3600 + 4 * 60 + 5),
+            "1w2d3h4m5s"
+        );
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("2"), Some(Duration::from_secs(2)));
@@ -129,6 +132,9 @@ mod tests {
     fn dates_print_like_routeros_7() {
         assert_eq!(date_time(0), "1970-01-01 00:00:00");
         assert_eq!(date_time(1_774_000_542), "2026-03-20 09:55:42");
-        assert_eq!(mac([0x48, 0xA9, 0x8A, 0x1C, 0x2B, 0x3D]), "48:A9:8A:1C:2B:3D");
+        assert_eq!(
+            mac([0x48, 0xA9, 0x8A, 0x1C, 0x2B, 0x3D]),
+            "48:A9:8A:1C:2B:3D"
+        );
     }
 }

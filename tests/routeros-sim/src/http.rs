@@ -59,7 +59,10 @@ impl Response {
     }
 
     pub(crate) fn error(status: u16, message: &str) -> Self {
-        Self::json(status, &serde_json::json!({ "ok": false, "error": message }))
+        Self::json(
+            status,
+            &serde_json::json!({ "ok": false, "error": message }),
+        )
     }
 }
 
@@ -212,8 +215,7 @@ where
         };
         let handler = handler.clone();
         tokio::spawn(async move {
-            let response = match tokio::time::timeout(IO_TIMEOUT, read_request(&mut stream)).await
-            {
+            let response = match tokio::time::timeout(IO_TIMEOUT, read_request(&mut stream)).await {
                 Ok(Ok(request)) => handler(request).await,
                 Ok(Err(r)) => r,
                 Err(_) => Response::error(400, "request timed out"),

@@ -47,7 +47,7 @@
 //! - [`commands`]: dispatch of a command to replies or streams; `menus` (generated rows) and
 //!   `tables` (the mutable configuration tree).
 //! - [`fault`]: [`Fault`], [`Target`], the per-device [`fault::FaultSet`].
-//! - [`stats`]: [`DeviceStats`].
+//! - [`stats`]: the per-device counters, [`DeviceStats`].
 //! - [`tls`]: the CA and lazily made per-device leaf certificates (IP SAN).
 //! - [`control`]: the HTTP/JSON control API (`/health`, `/devices`, `/stats`, `/faults`,
 //!   `/reboot`, `/ca.pem`), over one local fleet or fanned out to worker processes.

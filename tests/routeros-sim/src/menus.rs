@@ -21,12 +21,11 @@ pub(crate) struct Interface {
     pub(crate) rate: Option<u64>,
 }
 
+/// `mtus` is (mtu as printed, actual-mtu, l2mtu).
 fn iface(
     name: &str,
     kind: &'static str,
-    mtu: &'static str,
-    actual_mtu: u32,
-    l2mtu: Option<u32>,
+    (mtu, actual_mtu, l2mtu): (&'static str, u32, Option<u32>),
     mac_offset: Option<u8>,
     running: bool,
     rate: Option<u64>,
@@ -51,9 +50,7 @@ pub(crate) fn interfaces(dev: &Device) -> Vec<Interface> {
         out.push(iface(
             &format!("ether{n}"),
             "ether",
-            "1500",
-            1500,
-            Some(1514),
+            ("1500", 1500, Some(1514)),
             Some(n - 1),
             running,
             running.then_some(u64::from(n)),
@@ -63,20 +60,46 @@ pub(crate) fn interfaces(dev: &Device) -> Vec<Interface> {
         out.push(iface(
             &bridge,
             "bridge",
-            "auto",
-            1500,
-            Some(1514),
+            ("auto", 1500, Some(1514)),
             Some(8 + i as u8),
             true,
             Some(10 + i as u64),
         ));
     }
-    out.push(iface("vlan10", "vlan", "1500", 1500, Some(1510), Some(0), true, Some(6)));
+    out.push(iface(
+        "vlan10",
+        "vlan",
+        ("1500", 1500, Some(1510)),
+        Some(0),
+        true,
+        Some(6),
+    ));
     if dev.model.radios {
-        out.push(iface("wifi1", "wifi", "1500", 1500, Some(1560), Some(6), true, Some(7)));
+        out.push(iface(
+            "wifi1",
+            "wifi",
+            ("1500", 1500, Some(1560)),
+            Some(6),
+            true,
+            Some(7),
+        ));
     }
-    out.push(iface("wg0", "wg", "1420", 1420, None, None, true, Some(8)));
-    out.push(iface("lo", "loopback", "65536", 65536, None, None, true, Some(9)));
+    out.push(iface(
+        "wg0",
+        "wg",
+        ("1420", 1420, None),
+        None,
+        true,
+        Some(8),
+    ));
+    out.push(iface(
+        "lo",
+        "loopback",
+        ("65536", 65536, None),
+        None,
+        true,
+        Some(9),
+    ));
     out
 }
 
@@ -177,7 +200,10 @@ pub(crate) fn monitor_traffic_row(dev: &Device, i: &Interface, tick: u64) -> Att
     r.push("name", i.name.as_str());
     r.push("rx-packets-per-second", ((rx / 740.0) as u64).to_string());
     r.push("rx-bits-per-second", ((rx * 8.0) as u64).to_string());
-    r.push("fp-rx-packets-per-second", ((rx / 740.0) as u64).to_string());
+    r.push(
+        "fp-rx-packets-per-second",
+        ((rx / 740.0) as u64).to_string(),
+    );
     r.push("fp-rx-bits-per-second", ((rx * 8.0) as u64).to_string());
     r.push("rx-drops-per-second", "0");
     r.push("rx-errors-per-second", "0");
@@ -311,12 +337,17 @@ pub(crate) fn clock(_dev: &Device) -> Attributes {
 /// (latest version, status) of the package update check.
 fn update_state(dev: &Device) -> (String, &'static str) {
     let installed = version_number(dev).to_owned();
-    if dev.hash(0x0DA7) % 3 == 0 {
+    if dev.hash(0x0DA7).is_multiple_of(3) {
         return (installed, "System is already up to date");
     }
     let mut parts: Vec<String> = installed.split('.').map(str::to_owned).collect();
     if let Some(last) = parts.last_mut() {
-        let n: u32 = last.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0);
+        let n: u32 = last
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap_or(0);
         *last = (n + 1).to_string();
     }
     if parts.len() < 3 {
@@ -410,7 +441,10 @@ pub(crate) fn wifi_registrations(dev: &Device) -> Vec<Attributes> {
             r.push("tx-rate", "1200.9Mbps-80MHz/2S/MCS11");
             r.push("rx-rate", "864.8Mbps-80MHz/2S/MCS8");
             r.push("packets", format!("{},{}", client_up * 91, client_up * 49));
-            r.push("bytes", format!("{},{}", client_up * 105_123, client_up * 7_611));
+            r.push(
+                "bytes",
+                format!("{},{}", client_up * 105_123, client_up * 7_611),
+            );
             r
         })
         .collect()

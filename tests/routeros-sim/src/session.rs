@@ -210,7 +210,10 @@ impl Session {
             Err(ProtocolError::Query(e)) => {
                 let r = self.replier(tag_of(sentence));
                 r.send_all(vec![
-                    Reply::trap(Some(TrapCategory::ArgumentValue), format!("invalid query: {e}")),
+                    Reply::trap(
+                        Some(TrapCategory::ArgumentValue),
+                        format!("invalid query: {e}"),
+                    ),
                     Reply::done(),
                 ])
                 .await;
@@ -221,9 +224,7 @@ impl Session {
                 return Flow::Close;
             }
         };
-        self.dev
-            .counters
-            .command(commands::counter_key(&cmd.path));
+        self.dev.counters.command(commands::counter_key(&cmd.path));
         match cmd.path.as_str() {
             "/quit" => {
                 self.fatal("session terminated on request").await;
@@ -277,9 +278,10 @@ impl Session {
         let ok = match (name, password, response) {
             // Legacy step 2: the answer to our challenge.
             (Some(name), _, Some(response)) => {
-                let expected = self.challenge.take().and_then(|c| {
-                    challenge_response(cfg.password.as_bytes(), &encode_hex(&c))
-                });
+                let expected = self
+                    .challenge
+                    .take()
+                    .and_then(|c| challenge_response(cfg.password.as_bytes(), &encode_hex(&c)));
                 let ok = !refuse
                     && name == cfg.username
                     && expected.is_some_and(|e| e.eq_ignore_ascii_case(response));
@@ -353,11 +355,7 @@ impl Session {
                 cancel: cancel_tx,
             },
         );
-        let latency = self
-            .dev
-            .faults()
-            .latency
-            .map(|l| l.sample(&mut self.rng));
+        let latency = self.dev.faults().latency.map(|l| l.sample(&mut self.rng));
         let task = CommandTask {
             dev: self.dev.clone(),
             replier: self.replier(cmd.tag.clone()),

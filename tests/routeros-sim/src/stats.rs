@@ -89,7 +89,11 @@ impl Counters {
             active_connections: load(&self.active_connections),
             logins_ok: load(&self.logins_ok),
             logins_failed: load(&self.logins_failed),
-            commands_served: d.by_path.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            commands_served: d
+                .by_path
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
             commands_total: load(&self.commands_total),
             polls_served: load(&self.polls_served),
             recent_polls_unix_ms: d.recent_polls.iter().copied().collect(),

@@ -203,6 +203,9 @@ pub(crate) struct ConfigTree {
     mac_seed: u64,
 }
 
+/// Rows a new device starts with, as (name, value) pairs.
+type DefaultRows = &'static [&'static [(&'static str, &'static str)]];
+
 /// Why a table operation failed: the trap to send.
 pub(crate) type Trap = Reply;
 
@@ -222,7 +225,7 @@ impl ConfigTree {
             changes: broadcast::channel(64).0,
             mac_seed: device.hash(0x3AC),
         };
-        let defaults: [(TableMenu, &[&[(&str, &str)]]); 3] = [
+        let defaults: [(TableMenu, DefaultRows); 3] = [
             (
                 TableMenu::Bridge,
                 &[&[("name", "bridge"), ("comment", "defconf")]],
@@ -332,7 +335,7 @@ impl ConfigTree {
                         "invalid value for argument address",
                     ));
                 }
-                (TableMenu::IpAddress, "interface") if !interfaces.iter().any(|i| *i == value) => {
+                (TableMenu::IpAddress, "interface") if !interfaces.contains(&value) => {
                     return Err(trap(
                         Some(TrapCategory::ArgumentValue),
                         "input does not match any value of interface",
@@ -363,7 +366,11 @@ impl ConfigTree {
         match menu {
             TableMenu::IpAddress => {
                 if let Some((ip, len)) = row.get("address").and_then(parse_cidr) {
-                    let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+                    let mask = if len == 0 {
+                        0
+                    } else {
+                        u32::MAX << (32 - u32::from(len))
+                    };
                     let network = Ipv4Addr::from(u32::from(ip) & mask).to_string();
                     row.set("network", network);
                 }
@@ -414,12 +421,20 @@ impl ConfigTree {
         if !missing.is_empty() {
             return Err(trap(
                 Some(TrapCategory::ArgumentValue),
-                format!("failure: missing value(s) of argument(s) {}", missing.join(", ")),
+                format!(
+                    "failure: missing value(s) of argument(s) {}",
+                    missing.join(", ")
+                ),
             ));
         }
         if menu.named() {
             let name = clean.get("name").unwrap_or_default();
-            if self.table(menu).rows.iter().any(|r| r.get("name") == Some(name)) {
+            if self
+                .table(menu)
+                .rows
+                .iter()
+                .any(|r| r.get("name") == Some(name))
+            {
                 return Err(trap(
                     Some(TrapCategory::General),
                     "failure: item with such name already exists",

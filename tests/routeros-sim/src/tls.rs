@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -63,7 +63,8 @@ impl CertAuthority {
             .next()
             .ok_or_else(|| anyhow!("no CERTIFICATE in the CA PEM"))?
             .context("read CA certificate PEM")?;
-        let facts = der::ca_facts(&cert_der).ok_or_else(|| anyhow!("cannot parse CA certificate"))?;
+        let facts =
+            der::ca_facts(&cert_der).ok_or_else(|| anyhow!("cannot parse CA certificate"))?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name = facts.subject;
         if let Some(ski) = facts.subject_key_id {
@@ -94,7 +95,9 @@ impl CertAuthority {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.subject_alt_names = vec![SanType::IpAddress(IpAddr::V4(ip))];
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, ip.to_string());
+        params
+            .distinguished_name
+            .push(DnType::CommonName, ip.to_string());
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -233,7 +236,10 @@ mod der {
 }
 
 /// Checks a PEM CA pair before use (for the CLI).
-pub fn load_ca(cert_path: &std::path::Path, key_path: &std::path::Path) -> anyhow::Result<CertAuthority> {
+pub fn load_ca(
+    cert_path: &std::path::Path,
+    key_path: &std::path::Path,
+) -> anyhow::Result<CertAuthority> {
     let cert = std::fs::read_to_string(cert_path)
         .with_context(|| format!("read {}", cert_path.display()))?;
     let key = std::fs::read_to_string(key_path)
