@@ -1,1 +1,32 @@
-//! DeviceActor (being written).
+//! The device actor: one supervised actor per router, owning one persistent RouterOS API
+//! session and the device's poll schedule.
+//!
+//! # Layout
+//! - [`config`]: [`DeviceSpec`] (the device as the store describes it) and [`DevicePolicy`]
+//!   (timeouts, back-off, thresholds).
+//! - [`state`]: the pure connection/health state machine ([`Machine`]); unit-tested without
+//!   sockets.
+//! - [`poll`]: which commands one poll pipelines and how replies become derived values.
+//! - [`values`]: parsers for RouterOS value formats (durations, signals, counters).
+//! - [`messages`]: [`DeviceMsg`] and the reply types.
+//! - [`actor`]: [`DeviceActor`] itself.
+//!
+//! # Invariants
+//! - No database, NATS or HTTP here: events leave through the [`EventSink`] the tenant
+//!   supervisor provides.
+//! - Handlers never await the network; IO runs in tasks whose results return as messages
+//!   tagged with the session generation, so stale results are ignored.
+//! - `pre_start` does no IO. A device that is offline is a state, not an actor failure.
+//! - Status events are emitted once per transition, never on every poll.
+
+pub mod actor;
+pub mod config;
+pub mod messages;
+pub mod poll;
+pub mod state;
+pub mod values;
+
+pub use actor::{DeviceActor, DeviceArgs, EventSink, Progress, device_actor_name};
+pub use config::{DevicePolicy, DeviceSpec};
+pub use messages::{CommandError, DeviceMsg, DeviceSnapshot};
+pub use state::{Effect, Input, Machine};

@@ -250,9 +250,7 @@ fn finish(entry: Pending, done: Attributes, max_rows: usize) {
                     category,
                     message,
                 }),
-                (None, true) => Err(Error::Protocol {
-                    reason: format!("{command} returned more than {max_rows} rows"),
-                }),
+                (None, true) => Err(Error::ReplyTooLarge { command, max_rows }),
                 (None, false) => Ok(Response { rows, done }),
             };
             let _ = reply.send(result);
@@ -364,6 +362,16 @@ impl Client {
     pub async fn execute_pipelined(&self, commands: Vec<Command>) -> Vec<Result<Response, Error>> {
         let deadline = tokio::time::Instant::now() + self.options.command_timeout;
         self.execute_all(commands, deadline).await
+    }
+
+    /// Like [`Client::execute_pipelined`] with an explicit timeout for the whole batch.
+    pub async fn execute_pipelined_with_timeout(
+        &self,
+        commands: Vec<Command>,
+        timeout: Duration,
+    ) -> Vec<Result<Response, Error>> {
+        self.execute_all(commands, tokio::time::Instant::now() + timeout)
+            .await
     }
 
     async fn execute_all(

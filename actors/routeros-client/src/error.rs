@@ -38,6 +38,8 @@ pub enum Error {
     Timeout { command: String, after: Duration },
     #[error("connection lost: {reason}")]
     ConnectionLost { reason: String },
+    #[error("{command} returned more than {max_rows} rows")]
+    ReplyTooLarge { command: String, max_rows: usize },
     #[error("protocol violation by device: {reason}")]
     Protocol { reason: String },
     #[error("client is closed")]
@@ -47,7 +49,10 @@ pub enum Error {
 impl Error {
     /// True when the session is unusable and a new connection is needed.
     pub fn is_session_fatal(&self) -> bool {
-        !matches!(self, Self::Trap { .. } | Self::Timeout { .. })
+        !matches!(
+            self,
+            Self::Trap { .. } | Self::Timeout { .. } | Self::ReplyTooLarge { .. }
+        )
     }
 
     /// True when retrying with the same credentials cannot help.

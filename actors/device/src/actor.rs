@@ -1,0 +1,651 @@
+//! [`DeviceActor`]: owns one persistent session to one device and its poll schedule. The
+//! handlers never wait on the network: connects, polls and commands run in tasks whose
+//! results come back as messages, so a slow device never blocks its own mailbox.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use chrono::Utc;
+use drover_model::events::{
+    ConfigChanged, DeviceStatusChanged, EVENT_VERSION, FirmwareProgress, MetricsSample,
+};
+use drover_model::{DeviceStatus, Event};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use routeros_client::{Client, Error as ClientError};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use crate::config::{DevicePolicy, DeviceSpec};
+use crate::messages::{CommandError, DeviceMsg, DeviceSnapshot};
+use crate::poll::{self, Baseline, Facts, PollPlan, Radios};
+use crate::state::{Effect, Input, Machine};
+
+/// Where a device's events go. The tenant supervisor provides it; it must not block.
+pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// Lets a supervisor see whether an actor is stuck inside a handler.
+#[derive(Debug)]
+pub struct Progress {
+    origin: Instant,
+    /// Milliseconds since `origin` when the current handler started; 0 when idle.
+    busy_since_ms: AtomicU64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            origin: Instant::now(),
+            busy_since_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Progress {
+    fn enter(&self) {
+        let ms = self.origin.elapsed().as_millis() as u64;
+        self.busy_since_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+
+    fn exit(&self) {
+        self.busy_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// How long the current handler has been running, if one is.
+    pub fn busy_for(&self) -> Option<Duration> {
+        let since = self.busy_since_ms.load(Ordering::Relaxed);
+        (since != 0).then(|| {
+            self.origin
+                .elapsed()
+                .saturating_sub(Duration::from_millis(since))
+        })
+    }
+}
+
+/// Everything a device actor starts from. Restarting an actor means spawning it again
+/// from the same arguments: it holds no state a restart must keep.
+#[derive(Clone)]
+pub struct DeviceArgs {
+    pub spec: DeviceSpec,
+    pub policy: Arc<DevicePolicy>,
+    pub events: EventSink,
+    /// Bounds concurrent TLS handshakes across the node.
+    pub handshakes: Arc<Semaphore>,
+    pub progress: Arc<Progress>,
+    /// Fencing epoch of the shard lease (0 when unsharded).
+    pub epoch: u64,
+}
+
+impl std::fmt::Debug for DeviceArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceArgs")
+            .field("device", &self.spec.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The name a device actor is registered under.
+pub fn device_actor_name(id: drover_model::DeviceId) -> String {
+    format!("device:{id}")
+}
+
+/// The actor; all its data lives in [`DeviceState`].
+#[derive(Debug, Default)]
+pub struct DeviceActor;
+
+/// The actor's state.
+pub struct DeviceState {
+    args: DeviceArgs,
+    machine: Machine,
+    client: Option<Client>,
+    /// Incremented for every connect attempt; results of older attempts are ignored.
+    generation: u64,
+    connect_timer: Option<JoinHandle<()>>,
+    connecting: bool,
+    poll_timer: Option<JoinHandle<()>>,
+    next_poll: tokio::time::Instant,
+    poll_in_flight: bool,
+    baseline: Baseline,
+    radios: Radios,
+    facts: Facts,
+    uptime: Option<u64>,
+    routerboard_due: Instant,
+    firmware_due: Instant,
+    last_poll_at: Option<chrono::DateTime<Utc>>,
+    polls_ok: u64,
+    polls_failed: u64,
+    /// Origin of the monotonic clock used for counter rates.
+    origin: Instant,
+}
+
+impl std::fmt::Debug for DeviceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceState")
+            .field("device", &self.args.spec.id)
+            .field("status", &self.machine.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Actor for DeviceActor {
+    type Msg = DeviceMsg;
+    type State = DeviceState;
+    type Arguments = DeviceArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<DeviceMsg>,
+        args: DeviceArgs,
+    ) -> Result<DeviceState, ActorProcessingErr> {
+        // No IO here: a failure in pre_start would go to the spawner, not the supervisor.
+        let now = Instant::now();
+        Ok(DeviceState {
+            machine: Machine::new(&args.policy),
+            client: None,
+            generation: 0,
+            connect_timer: None,
+            connecting: false,
+            poll_timer: None,
+            next_poll: tokio::time::Instant::now(),
+            poll_in_flight: false,
+            baseline: Baseline::default(),
+            radios: Radios::Unknown,
+            facts: Facts::default(),
+            uptime: None,
+            routerboard_due: now,
+            firmware_due: now,
+            last_poll_at: None,
+            polls_ok: 0,
+            polls_failed: 0,
+            origin: now,
+            args,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<DeviceMsg>,
+        state: &mut DeviceState,
+    ) -> Result<(), ActorProcessingErr> {
+        metrics::gauge!("drover_devices", "status" => DeviceStatus::Connecting.as_str())
+            .increment(1.0);
+        state.start_connect(&myself);
+        let first = first_poll_delay(&state.args.spec, &state.args.policy);
+        state.schedule_poll(&myself, tokio::time::Instant::now() + first);
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<DeviceMsg>,
+        state: &mut DeviceState,
+    ) -> Result<(), ActorProcessingErr> {
+        metrics::gauge!("drover_devices", "status" => state.machine.status().as_str())
+            .decrement(1.0);
+        if let Some(t) = state.connect_timer.take() {
+            t.abort();
+        }
+        if let Some(t) = state.poll_timer.take() {
+            t.abort();
+        }
+        if let Some(c) = state.client.take() {
+            c.close();
+            metrics::gauge!("drover_device_sessions_open").decrement(1.0);
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<DeviceMsg>,
+        msg: DeviceMsg,
+        state: &mut DeviceState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.args.progress.enter();
+        match msg {
+            DeviceMsg::Connect { generation } => {
+                if generation == state.generation && !state.connecting && state.client.is_none() {
+                    state.start_connect(&myself);
+                }
+            }
+            DeviceMsg::ConnectFinished { generation, result } => {
+                state.on_connected(&myself, generation, result);
+            }
+            DeviceMsg::PollDue => state.on_poll_due(&myself),
+            DeviceMsg::PollFinished {
+                generation,
+                plan,
+                layout,
+                results,
+                started,
+            } => state.on_poll_finished(&myself, generation, plan, layout, results, started),
+            DeviceMsg::Execute {
+                command,
+                timeout,
+                reply,
+            } => state.execute(command, timeout, reply),
+            DeviceMsg::UpdateSpec(spec) => state.update_spec(&myself, *spec),
+            DeviceMsg::Snapshot(reply) => {
+                let _ = reply.send(state.snapshot());
+            }
+        }
+        state.args.progress.exit();
+        Ok(())
+    }
+}
+
+/// First poll: a stable per-device offset, spread over the interval (at most 30 s), so a
+/// fleet that starts together never polls in one burst.
+fn first_poll_delay(spec: &DeviceSpec, policy: &DevicePolicy) -> Duration {
+    let spread = spec
+        .poll_interval
+        .min(policy.first_poll_spread)
+        .as_millis()
+        .max(1) as u64;
+    let salt = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() / 3600)
+        .unwrap_or(0);
+    Duration::from_millis((spec.id.stable_hash() ^ salt) % spread)
+}
+
+impl DeviceState {
+    fn apply(&mut self, myself: &ActorRef<DeviceMsg>, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Status { from, to, reason } => self.emit_status(from, to, reason),
+                Effect::Connect { after } => self.schedule_connect(myself, after),
+                Effect::Disconnect => self.drop_session(),
+            }
+        }
+    }
+
+    fn step(&mut self, myself: &ActorRef<DeviceMsg>, input: Input) {
+        let effects = self.machine.step(input);
+        self.apply(myself, effects);
+    }
+
+    fn emit_status(&self, from: DeviceStatus, to: DeviceStatus, reason: Option<String>) {
+        metrics::gauge!("drover_devices", "status" => from.as_str()).decrement(1.0);
+        metrics::gauge!("drover_devices", "status" => to.as_str()).increment(1.0);
+        metrics::counter!("drover_device_status_changes_total", "to" => to.as_str()).increment(1);
+        tracing::info!(device = %self.args.spec.id, %from, %to, reason = reason.as_deref().unwrap_or(""), "device status changed");
+        self.emit_status_event(Some(from), to, reason);
+    }
+
+    fn emit_status_event(
+        &self,
+        previous: Option<DeviceStatus>,
+        status: DeviceStatus,
+        reason: Option<String>,
+    ) {
+        (self.args.events)(Event::DeviceStatus(DeviceStatusChanged {
+            version: EVENT_VERSION,
+            device_id: self.args.spec.id,
+            tenant_id: self.args.spec.tenant_id,
+            status,
+            previous_status: previous,
+            reason,
+            routeros_version: self.facts.routeros_version.clone(),
+            board_name: self.facts.board_name.clone(),
+            uptime: self.uptime,
+            epoch: self.args.epoch,
+            at: Utc::now(),
+        }));
+    }
+
+    fn schedule_connect(&mut self, myself: &ActorRef<DeviceMsg>, after: Duration) {
+        if let Some(t) = self.connect_timer.take() {
+            t.abort();
+        }
+        self.generation += 1;
+        let generation = self.generation;
+        if after.is_zero() {
+            self.start_connect(myself);
+            return;
+        }
+        // Jitter of ±25% so devices that failed together do not retry together.
+        let jittered = after.mul_f64(0.75 + rand::random::<f64>() * 0.5);
+        let me = myself.clone();
+        self.connect_timer = Some(tokio::spawn(async move {
+            tokio::time::sleep(jittered).await;
+            let _ = me.send_message(DeviceMsg::Connect { generation });
+        }));
+    }
+
+    fn start_connect(&mut self, myself: &ActorRef<DeviceMsg>) {
+        self.connecting = true;
+        let generation = self.generation;
+        let options = self.args.spec.connect_options(&self.args.policy);
+        let handshakes = self.args.handshakes.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let result = {
+                let _permit = handshakes.acquire_owned().await;
+                routeros_client::connect(&options).await
+            };
+            let _ = me.send_message(DeviceMsg::ConnectFinished { generation, result });
+        });
+    }
+
+    fn on_connected(
+        &mut self,
+        myself: &ActorRef<DeviceMsg>,
+        generation: u64,
+        result: Result<Client, ClientError>,
+    ) {
+        if generation != self.generation {
+            if let Ok(stale) = result {
+                stale.close();
+            }
+            return;
+        }
+        self.connecting = false;
+        let effects = match result {
+            Ok(client) => {
+                metrics::gauge!("drover_device_sessions_open").increment(1.0);
+                metrics::counter!("drover_device_connects_total", "outcome" => "ok").increment(1);
+                self.client = Some(client);
+                // A new session re-learns radios and reads the routerboard again.
+                self.radios = Radios::Unknown;
+                self.routerboard_due = Instant::now();
+                self.machine.step(Input::Connected)
+            }
+            Err(e) if e.is_auth_failure() => {
+                metrics::counter!("drover_device_connects_total", "outcome" => "auth_failed")
+                    .increment(1);
+                self.machine.step(Input::LoginRejected {
+                    reason: e.to_string(),
+                })
+            }
+            Err(e) => {
+                metrics::counter!("drover_device_connects_total", "outcome" => "failed")
+                    .increment(1);
+                tracing::debug!(device = %self.args.spec.id, error = %e, "connect failed");
+                self.machine.step(Input::ConnectFailed {
+                    reason: e.to_string(),
+                })
+            }
+        };
+        self.apply(myself, effects);
+    }
+
+    fn drop_session(&mut self) {
+        if let Some(c) = self.client.take() {
+            c.close();
+            metrics::gauge!("drover_device_sessions_open").decrement(1.0);
+            metrics::counter!("drover_device_reconnects_total").increment(1);
+        }
+        self.poll_in_flight = false;
+    }
+
+    fn schedule_poll(&mut self, myself: &ActorRef<DeviceMsg>, at: tokio::time::Instant) {
+        if let Some(t) = self.poll_timer.take() {
+            t.abort();
+        }
+        self.next_poll = at;
+        let me = myself.clone();
+        self.poll_timer = Some(tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            let _ = me.send_message(DeviceMsg::PollDue);
+        }));
+    }
+
+    fn on_poll_due(&mut self, myself: &ActorRef<DeviceMsg>) {
+        let planned = self.next_poll;
+        let lateness = tokio::time::Instant::now().saturating_duration_since(planned);
+        metrics::histogram!("drover_device_poll_lateness_seconds").record(lateness.as_secs_f64());
+        // Next slot on the fixed grid: lateness never accumulates.
+        let interval = self.args.spec.poll_interval.max(Duration::from_millis(100));
+        let mut next = planned + interval;
+        let now = tokio::time::Instant::now();
+        while next <= now {
+            next += interval;
+        }
+        self.schedule_poll(myself, next);
+
+        let client = match &self.client {
+            Some(c) if !c.is_closed() => c.clone(),
+            Some(_) => {
+                // The session died between polls.
+                self.drop_session();
+                self.step(
+                    myself,
+                    Input::SessionLost {
+                        reason: "session closed by the device".into(),
+                    },
+                );
+                self.step(myself, Input::PollMissed);
+                return;
+            }
+            None => {
+                metrics::counter!("drover_device_polls_total", "outcome" => "missed").increment(1);
+                self.step(myself, Input::PollMissed);
+                return;
+            }
+        };
+        if self.poll_in_flight {
+            metrics::counter!("drover_device_polls_total", "outcome" => "overrun").increment(1);
+            return;
+        }
+        let now_i = Instant::now();
+        let plan = PollPlan {
+            routerboard: now_i >= self.routerboard_due,
+            firmware: now_i >= self.firmware_due,
+            radios: self.radios,
+        };
+        let (commands, layout) = poll::commands(&plan);
+        let timeout = self.args.policy.command_timeout.min(interval.mul_f64(0.9));
+        let generation = self.generation;
+        let me = myself.clone();
+        self.poll_in_flight = true;
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let results = client
+                .execute_pipelined_with_timeout(commands, timeout)
+                .await;
+            let _ = me.send_message(DeviceMsg::PollFinished {
+                generation,
+                plan,
+                layout,
+                results,
+                started,
+            });
+        });
+    }
+
+    fn on_poll_finished(
+        &mut self,
+        myself: &ActorRef<DeviceMsg>,
+        generation: u64,
+        plan: PollPlan,
+        layout: poll::Layout,
+        results: Vec<Result<routeros_client::Response, ClientError>>,
+        started: Instant,
+    ) {
+        if generation != self.generation {
+            return;
+        }
+        self.poll_in_flight = false;
+        metrics::histogram!("drover_device_poll_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        let now_secs = self.origin.elapsed().as_secs_f64();
+        match poll::interpret(
+            &plan,
+            &layout,
+            results,
+            &mut self.baseline,
+            now_secs,
+            self.args.policy.max_interfaces_per_sample,
+        ) {
+            Ok(report) => {
+                metrics::counter!("drover_device_polls_total", "outcome" => "ok").increment(1);
+                self.polls_ok += 1;
+                self.last_poll_at = Some(Utc::now());
+                self.radios = report.radios;
+                if plan.routerboard {
+                    self.routerboard_due = Instant::now() + self.args.policy.firmware_check_every;
+                }
+                let previous_uptime = self.uptime;
+                self.uptime = report.uptime;
+                merge_facts(&mut self.facts, &report.facts);
+                if report.rebooted {
+                    metrics::counter!("drover_device_reboots_total").increment(1);
+                    self.emit_status_event(
+                        Some(self.machine.status()),
+                        self.machine.status(),
+                        Some(format!(
+                            "rebooted: uptime went from {}s to {}s",
+                            previous_uptime.unwrap_or(0),
+                            report.uptime.unwrap_or(0)
+                        )),
+                    );
+                }
+                if plan.firmware {
+                    self.firmware_due = Instant::now() + self.args.policy.firmware_check_every;
+                    if let Some(fw) = &report.firmware {
+                        self.emit_firmware(fw);
+                    }
+                }
+                (self.args.events)(Event::Metrics(MetricsSample {
+                    version: EVENT_VERSION,
+                    device_id: self.args.spec.id,
+                    tenant_id: self.args.spec.tenant_id,
+                    timestamp: Utc::now(),
+                    cpu_percent: report.cpu_percent,
+                    memory_percent: report.memory_percent,
+                    disk_percent: report.disk_percent,
+                    uptime: report.uptime,
+                    temperature_c: report.temperature_c,
+                    interfaces: report.interfaces,
+                    wireless: report.wireless,
+                    epoch: self.args.epoch,
+                }));
+                self.step(
+                    myself,
+                    Input::PollSucceeded {
+                        warnings: report.warnings,
+                    },
+                );
+            }
+            Err(failure) => {
+                metrics::counter!("drover_device_polls_total", "outcome" => "failed").increment(1);
+                self.polls_failed += 1;
+                self.step(
+                    myself,
+                    Input::PollFailed {
+                        reason: failure.reason,
+                        session_fatal: failure.session_fatal,
+                    },
+                );
+            }
+        }
+    }
+
+    fn emit_firmware(&self, fw: &poll::FirmwareInfo) {
+        (self.args.events)(Event::Firmware(FirmwareProgress {
+            version: EVENT_VERSION,
+            device_id: self.args.spec.id,
+            tenant_id: self.args.spec.tenant_id,
+            installed_version: fw.installed_version.clone(),
+            latest_version: fw.latest_version.clone(),
+            channel: fw.channel.clone(),
+            status: fw.status.clone(),
+            stage: if fw.status.starts_with("check-failed") {
+                "failed".into()
+            } else {
+                "checked".into()
+            },
+            at: Utc::now(),
+        }));
+    }
+
+    fn execute(
+        &mut self,
+        command: routeros_client::Command,
+        timeout: Duration,
+        reply: ractor::RpcReplyPort<Result<routeros_client::Response, CommandError>>,
+    ) {
+        let client = match &self.client {
+            Some(c) if !c.is_closed() => c.clone(),
+            _ => {
+                let _ = reply.send(Err(CommandError::NotConnected {
+                    status: self.machine.status(),
+                }));
+                return;
+            }
+        };
+        let events = self.args.events.clone();
+        let (device_id, tenant_id) = (self.args.spec.id, self.args.spec.tenant_id);
+        tokio::spawn(async move {
+            let path = command.path.clone();
+            let item_id = command.attributes.get(".id").map(str::to_owned);
+            let result = client.execute_with_timeout(command, timeout).await;
+            if let Ok(response) = &result
+                && let Some((menu, action)) = path.rsplit_once('/')
+                && matches!(action, "add" | "set" | "remove")
+            {
+                events(Event::ConfigChange(ConfigChanged {
+                    version: EVENT_VERSION,
+                    device_id,
+                    tenant_id,
+                    menu: menu.to_owned(),
+                    action: action.to_owned(),
+                    item_id: item_id.or_else(|| response.ret().map(str::to_owned)),
+                    source: "api".into(),
+                    at: Utc::now(),
+                }));
+            }
+            let _ = reply.send(result.map_err(CommandError::from));
+        });
+    }
+
+    fn update_spec(&mut self, myself: &ActorRef<DeviceMsg>, spec: DeviceSpec) {
+        let connection = self.args.spec.connection_differs(&spec);
+        let interval_changed = self.args.spec.poll_interval != spec.poll_interval;
+        self.args.spec = spec;
+        if interval_changed {
+            let first = first_poll_delay(&self.args.spec, &self.args.policy);
+            self.schedule_poll(myself, tokio::time::Instant::now() + first);
+        }
+        if connection {
+            self.baseline.clear();
+            self.step(myself, Input::SpecChanged { connection: true });
+        }
+    }
+
+    fn snapshot(&self) -> DeviceSnapshot {
+        DeviceSnapshot {
+            id: self.args.spec.id,
+            status: self.machine.status(),
+            reason: self.machine.reason().map(str::to_owned),
+            connected: self.client.as_ref().is_some_and(|c| !c.is_closed()),
+            facts: self.facts.clone(),
+            uptime: self.uptime,
+            last_poll_at: self.last_poll_at,
+            polls_ok: self.polls_ok,
+            polls_failed: self.polls_failed,
+            missed_polls: self.machine.missed_polls(),
+            poll_interval: self.args.spec.poll_interval,
+            certificate_fingerprint: self
+                .client
+                .as_ref()
+                .and_then(|c| c.info().fingerprint)
+                .map(|f| f.to_string()),
+        }
+    }
+}
+
+/// Keeps known facts when a poll did not include them (e.g. the daily routerboard read).
+fn merge_facts(known: &mut Facts, new: &Facts) {
+    let merge = |k: &mut Option<String>, n: &Option<String>| {
+        if n.is_some() {
+            k.clone_from(n);
+        }
+    };
+    merge(&mut known.routeros_version, &new.routeros_version);
+    merge(&mut known.board_name, &new.board_name);
+    merge(&mut known.identity, &new.identity);
+    merge(&mut known.serial_number, &new.serial_number);
+    merge(&mut known.architecture, &new.architecture);
+}

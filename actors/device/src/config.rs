@@ -1,0 +1,88 @@
+//! What a device actor is told: the device's connection settings ([`DeviceSpec`]) and the
+//! timing policy it runs under ([`DevicePolicy`]).
+
+use std::time::Duration;
+
+use drover_model::{DeviceId, TenantId};
+use routeros_client::{ConnectOptions, Credentials, Transport};
+
+/// One device as the store describes it. A change to any connection field makes the actor
+/// drop its session and reconnect at once.
+#[derive(Debug, Clone)]
+pub struct DeviceSpec {
+    pub id: DeviceId,
+    pub tenant_id: TenantId,
+    pub host: String,
+    /// API port; `None` means the transport's default (8729 TLS, 8728 plain).
+    pub port: Option<u16>,
+    pub transport: Transport,
+    pub credentials: Credentials,
+    pub poll_interval: Duration,
+}
+
+impl DeviceSpec {
+    /// Whether `other` needs a new session (address, port, TLS mode or credentials differ).
+    pub fn connection_differs(&self, other: &DeviceSpec) -> bool {
+        self.host != other.host
+            || self.port != other.port
+            || format!("{:?}", self.transport) != format!("{:?}", other.transport)
+            || self.credentials.username != other.credentials.username
+            || self.credentials.password() != other.credentials.password()
+    }
+
+    pub(crate) fn connect_options(&self, policy: &DevicePolicy) -> ConnectOptions {
+        let mut o = ConnectOptions::new(self.host.clone(), self.credentials.clone());
+        o.port = self.port;
+        o.transport = self.transport.clone();
+        o.connect_timeout = policy.connect_timeout;
+        o.login_timeout = policy.login_timeout;
+        o.command_timeout = policy.command_timeout;
+        o.max_rows = policy.max_rows;
+        o
+    }
+}
+
+/// Timing and tolerance settings, per tenant or node. Defaults suit a production fleet;
+/// tests shorten them.
+#[derive(Debug, Clone)]
+pub struct DevicePolicy {
+    pub connect_timeout: Duration,
+    pub login_timeout: Duration,
+    pub command_timeout: Duration,
+    /// First retry after a healthy session is lost.
+    pub reconnect_first: Duration,
+    /// Back-off after repeated connect failures: `base`, doubling up to `max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Retry period while the device rejects the credentials.
+    pub auth_retry: Duration,
+    /// Consecutive missed polls after which the device is offline.
+    pub offline_after_misses: u32,
+    /// First polls are spread over the smaller of the poll interval and this.
+    pub first_poll_spread: Duration,
+    /// How often the firmware update check runs.
+    pub firmware_check_every: Duration,
+    /// Most rows accepted in one reply (interfaces, registrations).
+    pub max_rows: usize,
+    /// Most interfaces carried in one metrics sample.
+    pub max_interfaces_per_sample: usize,
+}
+
+impl Default for DevicePolicy {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            login_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(30),
+            reconnect_first: Duration::from_secs(1),
+            backoff_base: Duration::from_secs(30),
+            backoff_max: Duration::from_secs(15 * 60),
+            auth_retry: Duration::from_secs(15 * 60),
+            offline_after_misses: 3,
+            first_poll_spread: Duration::from_secs(30),
+            firmware_check_every: Duration::from_secs(24 * 3600),
+            max_rows: 10_000,
+            max_interfaces_per_sample: 512,
+        }
+    }
+}
