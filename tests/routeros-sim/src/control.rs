@@ -8,6 +8,7 @@
 //! | `GET /stats` | `{"devices":[DeviceStats…]}`; `?device=127.10.0.5` → one `DeviceStats` (404 if unknown) |
 //! | `POST /faults` | body `{"target": T, "fault": F}` or `{"clear": T}` → `{"ok":true,"affected":N}` |
 //! | `POST /reboot` | body `{"device":"127.10.0.5"}` or `{"index":N}` → `{"ok":true}` (404 if unknown) |
+//! | `POST /legacy_login` | body `{"target": T, "on": true}` → `{"ok":true,"affected":N}`: devices answer the modern login with a challenge |
 //! | `GET /ca.pem` | the CA certificate PEM |
 //!
 //! `T` is `"all"`, `{"device":"127.10.0.5"}`, `{"index":N}` or `{"share":0.1[,"salt":N]}`;
@@ -100,6 +101,7 @@ async fn route(backend: &Backend, req: Request) -> Response {
         ("GET", "/stats") => stats(backend, &req).await,
         ("POST", "/faults") => faults(backend, &req).await,
         ("POST", "/reboot") => reboot(backend, &req).await,
+        ("POST", "/legacy_login") => legacy_login(backend, &req).await,
         ("GET", "/ca.pem") => Response {
             status: 200,
             content_type: "application/x-pem-file",
@@ -108,9 +110,10 @@ async fn route(backend: &Backend, req: Request) -> Response {
                 Backend::Workers { ca_pem, .. } => ca_pem.as_bytes().to_vec(),
             },
         },
-        (_, "/health" | "/devices" | "/stats" | "/faults" | "/reboot" | "/ca.pem") => {
-            Response::error(405, "method not allowed")
-        }
+        (
+            _,
+            "/health" | "/devices" | "/stats" | "/faults" | "/reboot" | "/legacy_login" | "/ca.pem",
+        ) => Response::error(405, "method not allowed"),
         _ => Response::error(404, "no such endpoint"),
     }
 }
@@ -349,6 +352,41 @@ async fn reboot(backend: &Backend, req: &Request) -> Response {
             } else {
                 Response::error(404, "no such device")
             }
+        }
+    }
+}
+
+async fn legacy_login(backend: &Backend, req: &Request) -> Response {
+    let body = match parse_body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let target = match body.get("target").map(Target::from_json) {
+        Some(Ok(t)) => t,
+        Some(Err(e)) => return Response::error(400, &e),
+        None => return Response::error(400, "need \"target\" and \"on\""),
+    };
+    let Some(on) = body.get("on").and_then(Value::as_bool) else {
+        return Response::error(400, "need \"on\": true|false");
+    };
+    match backend {
+        Backend::Local(f) => {
+            let devices = f.targets(&target);
+            for d in &devices {
+                d.set_legacy_login(on);
+            }
+            Response::json(200, &json!({"ok": true, "affected": devices.len()}))
+        }
+        Backend::Workers { workers, .. } => {
+            let mut affected = 0u64;
+            for r in fan_out(workers, "POST", "/legacy_login", Some(&req.body)).await {
+                match r {
+                    Ok((200, v)) => affected += v["affected"].as_u64().unwrap_or(0),
+                    Ok((s, v)) => return Response::json(s, &v),
+                    Err(e) => return worker_error(&e),
+                }
+            }
+            Response::json(200, &json!({"ok": true, "affected": affected}))
         }
     }
 }
