@@ -54,6 +54,21 @@ impl DeviceId {
     }
 }
 
+/// Number of shards devices are mapped to; cluster ownership is decided per shard.
+pub const SHARD_COUNT: u32 = 4096;
+
+/// A shard: a fixed slice of the device id space, the unit of cluster ownership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ShardId(pub u32);
+
+impl DeviceId {
+    /// The shard this device belongs to; fixed for the device's lifetime.
+    pub fn shard(&self) -> ShardId {
+        ShardId((self.stable_hash() % u64::from(SHARD_COUNT)) as u32)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,5 +18,5 @@ pub mod status;
 pub mod subjects;
 
 pub use events::Event;
-pub use ids::{DeviceId, TenantId};
+pub use ids::{DeviceId, SHARD_COUNT, ShardId, TenantId};
 pub use status::DeviceStatus;
