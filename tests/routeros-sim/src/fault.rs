@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub enum Target {
     /// Every device.
     All,
-    /// One device by fleet index (in-process API) — in JSON `{"index": 3}`.
+    /// One device by global index (the fleet index in one process) — in JSON `{"index": 3}`.
     Index(usize),
     /// One device by address — in JSON `{"device": "127.10.0.5"}`.
     Device(std::net::Ipv4Addr),
