@@ -6,15 +6,18 @@
 #   2. build             cargo build --release -p routeros-sim   (and the poller, if present)
 #   3. start_fleet       drover-sim --devices $DEVICES --ready-file <run dir>/sim-ready.json
 #   4. wait_fleet_ready  until the simulator writes {"ready":true,...} (bounded)
-#   5. poll_fleet        runs the fleet poller (routeros-client's example poll_fleet) in the
-#                        foreground; until that example exists, keeps the fleet up and says so
+#   5. poll_fleet        runs the fleet poller (routeros-client's example poll_fleet, given
+#                        --first/--devices/--ca from the ready line) in the foreground; where
+#                        that example does not exist, keeps the fleet up and says so
 # Ctrl-C (or the end of --duration) stops everything; the simulator is always killed on exit.
 #
-# Usage: bash deploy/quickstart.sh [--devices N] [--duration SECS] [-- POLLER ARGS...]
+# Usage: bash deploy/quickstart.sh [--devices N] [--duration SECS] [--no-build] [-- POLLER ARGS...]
+#   POLLER ARGS go to poll_fleet after the derived ones (e.g. -- --interval 5).
 # Environment:
 #   DEVICES            simulated devices (default 200)
 #   DURATION           stop after this many seconds (default: run until Ctrl-C; 60 when CI=true)
 #   SIM_ARGS           extra arguments for drover-sim (e.g. "--seed 7 --plain")
+#   DROVER_SIM_BIN     simulator binary (default $CARGO_TARGET_DIR/release/drover-sim)
 #   DROVER_RUN_DIR     where the ready file, CA and logs go (default ~/.cache/drover/quickstart)
 #   CARGO_TARGET_DIR   default ~/.cache/drover/target (shared with deploy/test.sh)
 set -euo pipefail
@@ -33,7 +36,8 @@ RUN_DIR="${DROVER_RUN_DIR:-$HOME/.cache/drover/quickstart}"
 READY_FILE="$RUN_DIR/sim-ready.json"
 CA_FILE="$RUN_DIR/sim-ca.pem"
 SIM_LOG="$RUN_DIR/sim.log"
-SIM_BIN="$CARGO_TARGET_DIR/release/drover-sim"
+SIM_BIN="${DROVER_SIM_BIN:-$CARGO_TARGET_DIR/release/drover-sim}"
+BUILD=1
 POLLER_SRC="$ROOT/actors/routeros-client/examples/poll_fleet.rs"
 READY_TIMEOUT="${READY_TIMEOUT:-120}"
 POLLER_ARGS=()
@@ -52,6 +56,7 @@ parse_args() {
         --devices=*) DEVICES=${1#*=}; shift ;;
         --duration) DURATION=$2; shift 2 ;;
         --duration=*) DURATION=${1#*=}; shift ;;
+        --no-build) BUILD=; shift ;;
         -h | --help) usage; exit 0 ;;
         --) shift; POLLER_ARGS=("$@"); break ;;
         *) echo "quickstart: unknown argument '$1' (try --help)" >&2; exit 2 ;;
@@ -142,15 +147,30 @@ poll_fleet() {
         hold_fleet
         return 0
     fi
-    local cmd=(cargo run --release -q -p routeros-client --example poll_fleet --
-        --sim-ready-file "$READY_FILE" "${POLLER_ARGS[@]}")
-    say "polling the fleet: ${cmd[*]}${DURATION:+ (for ${DURATION}s)}"
+    # The poller learns the fleet from the simulator's ready line.
+    local args=(--first "$(ready_field first)" --devices "$(ready_field devices)")
+    local ca
+    ca=$(ready_field ca)
+    if [[ -n $ca && -f $ca ]]; then
+        args+=(--ca "$ca")
+    fi
+    if [[ -n $DURATION ]]; then
+        args+=(--duration "$DURATION")
+    fi
+    local cmd=(cargo run --release -q -p routeros-client --example poll_fleet -- "${args[@]}"
+        "${POLLER_ARGS[@]}")
+    say "polling the fleet (Ctrl-C stops): ${cmd[*]}"
     local rc=0
     if [[ -n $DURATION ]]; then
-        timeout --foreground --signal=INT --kill-after=10 "$DURATION" "${cmd[@]}" </dev/null || rc=$?
-        ((rc == 124)) && rc=0 # the duration ran out: that is the normal end
+        # The poller stops itself after --duration; the timeout is only a backstop.
+        timeout --foreground --signal=INT --kill-after=10 $((DURATION + 60)) "${cmd[@]}" \
+            </dev/null || rc=$?
     else
         "${cmd[@]}" </dev/null || rc=$?
+    fi
+    # Ctrl-C (130) or the backstop (124) are normal ways for the poller to end here.
+    if ((rc == 124 || rc == 130)); then
+        rc=0
     fi
     return $rc
 }
@@ -162,7 +182,9 @@ main() {
     trap 'exit 143' TERM
     say "checking services"
     ensure_services
-    build
+    if [[ -n $BUILD ]]; then
+        build
+    fi
     start_fleet
     wait_fleet_ready
     poll_fleet

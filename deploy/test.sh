@@ -38,196 +38,204 @@ usage() {
     sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
 }
 
-for arg in "$@"; do
-    case $arg in
-    -h | --help)
-        usage
-        exit 0
-        ;;
-    --no-fuzz) DROVER_SKIP="${DROVER_SKIP:-},fuzz" ;;
-    --fuzz-seconds=*) DROVER_FUZZ_SECONDS=${arg#*=} ;;
-    --skip=*) DROVER_SKIP="${DROVER_SKIP:-},${arg#*=}" ;;
-    *)
-        echo "deploy/test.sh: unknown argument '$arg' (try --help)" >&2
-        exit 2
-        ;;
-    esac
-done
+# The whole script body is one function, read in full before it runs, so editing this file
+# during a run cannot change what the run does.
+main() {
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/drover/target}"
-export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-$([[ -t 1 ]] && echo auto || echo never)}"
-export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}" # smaller, faster from-scratch CI builds
-FUZZ_SECONDS="${DROVER_FUZZ_SECONDS:-60}"
-FUZZ_DIR="$ROOT/actors/routeros-proto/fuzz"
-FUZZ_TARGET_DIR="${DROVER_FUZZ_TARGET_DIR:-$(dirname "$CARGO_TARGET_DIR")/fuzz-target}"
-SKIP=",${DROVER_SKIP:-},"
-LOG_DIR="${DROVER_LOG_DIR:-$HOME/.cache/drover/logs/test-$(date +%Y%m%d-%H%M%S)}"
-mkdir -p "$CARGO_TARGET_DIR" "$LOG_DIR"
+    for arg in "$@"; do
+        case $arg in
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        --no-fuzz) DROVER_SKIP="${DROVER_SKIP:-},fuzz" ;;
+        --fuzz-seconds=*) DROVER_FUZZ_SECONDS=${arg#*=} ;;
+        --skip=*) DROVER_SKIP="${DROVER_SKIP:-},${arg#*=}" ;;
+        *)
+            echo "deploy/test.sh: unknown argument '$arg' (try --help)" >&2
+            exit 2
+            ;;
+        esac
+    done
 
-# ---------------------------------------------------------------------------- step runner
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/drover/target}"
+    export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-$([[ -t 1 ]] && echo auto || echo never)}"
+    FUZZ_SECONDS="${DROVER_FUZZ_SECONDS:-60}"
+    FUZZ_DIR="$ROOT/actors/routeros-proto/fuzz"
+    FUZZ_TARGET_DIR="${DROVER_FUZZ_TARGET_DIR:-$(dirname "$CARGO_TARGET_DIR")/fuzz-target}"
+    SKIP=",${DROVER_SKIP:-},"
+    LOG_DIR="${DROVER_LOG_DIR:-$HOME/.cache/drover/logs/test-$(date +%Y%m%d-%H%M%S)}"
+    mkdir -p "$CARGO_TARGET_DIR" "$LOG_DIR"
 
-STEP_NAMES=()
-STEP_STATUS=()
-STEP_SECS=()
-STEP_NOTE=()
-CURRENT_PID=
-INTERRUPTED=
+    # ---------------------------------------------------------------------------- step runner
 
-on_signal() {
-    INTERRUPTED=1
-    if [[ -n $CURRENT_PID ]]; then
-        kill -TERM -- "-$CURRENT_PID" 2>/dev/null || kill -TERM "$CURRENT_PID" 2>/dev/null
-    fi
-}
-trap on_signal INT TERM
+    STEP_NAMES=()
+    STEP_STATUS=()
+    STEP_SECS=()
+    STEP_NOTE=()
+    CURRENT_PID=
+    INTERRUPTED=
 
-fmt_secs() {
-    local ms=$1
-    if ((ms >= 60000)); then
-        printf '%dm%02ds' $((ms / 60000)) $((ms % 60000 / 1000))
-    else
-        printf '%d.%ds' $((ms / 1000)) $((ms % 1000 / 100))
-    fi
-}
+    # shellcheck disable=SC2317 # called by the trap
+    on_signal() {
+        INTERRUPTED=1
+        if [[ -n $CURRENT_PID ]]; then
+            kill -TERM -- "-$CURRENT_PID" 2>/dev/null || kill -TERM "$CURRENT_PID" 2>/dev/null
+        fi
+    }
+    trap on_signal INT TERM
 
-now_ms() { date +%s%3N; }
+    fmt_secs() {
+        local ms=$1
+        if ((ms >= 60000)); then
+            printf '%dm%02ds' $((ms / 60000)) $((ms % 60000 / 1000))
+        else
+            printf '%d.%ds' $((ms / 1000)) $((ms % 1000 / 100))
+        fi
+    }
 
-record() { # record NAME STATUS MS NOTE
-    STEP_NAMES+=("$1")
-    STEP_STATUS+=("$2")
-    STEP_SECS+=("$3")
-    STEP_NOTE+=("${4:-}")
-}
+    now_ms() { date +%s%3N; }
 
-skip_step() { # skip_step NAME WHY
-    printf '\n=== %s: SKIPPED (%s)\n' "$1" "$2"
-    record "$1" SKIP 0 "$2"
-}
+    record() { # record NAME STATUS MS NOTE
+        STEP_NAMES+=("$1")
+        STEP_STATUS+=("$2")
+        STEP_SECS+=("$3")
+        STEP_NOTE+=("${4:-}")
+    }
 
-# run_step NAME TIMEOUT_SECS CMD...: runs CMD (a command or a step_* function from
-# deploy/lib/test-steps.sh) in a child bash, in its
-# own process group with stdin from /dev/null, bounded by TIMEOUT_SECS. Sets STEP_RC.
-# Exit status 75 from CMD means "nothing to do": recorded as SKIP, not as a failure.
-STEP_RC=0
-run_step() {
-    local name=$1 limit=$2
-    shift 2
-    if [[ $SKIP == *",$name,"* ]]; then
-        skip_step "$name" "DROVER_SKIP"
-        STEP_RC=0
-        return 0
-    fi
-    if [[ -n $INTERRUPTED ]]; then
-        skip_step "$name" "interrupted"
-        STEP_RC=130
-        return 0
-    fi
-    printf '\n=== %s\n' "$name"
-    local start end rc
-    start=$(now_ms)
-    # setsid gives the step its own process group, so a timeout or Ctrl-C ends all of it.
-    # shellcheck disable=SC2016 # expanded by the child bash
-    setsid timeout --kill-after=30 "$limit" bash -c '
-        source "$DROVER_ROOT/deploy/lib/services.sh"
-        source "$DROVER_ROOT/deploy/lib/test-steps.sh"
-        "$@"
-    ' "step-$name" "$@" </dev/null &
-    CURRENT_PID=$!
-    wait "$CURRENT_PID"
-    rc=$?
-    # A signal interrupts `wait`; wait again for the step to finish its cleanup.
-    while kill -0 "$CURRENT_PID" 2>/dev/null; do
+    skip_step() { # skip_step NAME WHY
+        printf '\n=== %s: SKIPPED (%s)\n' "$1" "$2"
+        record "$1" SKIP 0 "$2"
+    }
+
+    # run_step NAME TIMEOUT_SECS CMD...: runs CMD (a command or a step_* function from
+    # deploy/lib/test-steps.sh) in a child bash, in its
+    # own process group with stdin from /dev/null, bounded by TIMEOUT_SECS. Sets STEP_RC.
+    # Exit status 75 from CMD means "nothing to do": recorded as SKIP, not as a failure.
+    STEP_RC=0
+    run_step() {
+        local name=$1 limit=$2
+        shift 2
+        if [[ $SKIP == *",$name,"* ]]; then
+            skip_step "$name" "DROVER_SKIP"
+            STEP_RC=0
+            return 0
+        fi
+        if [[ -n $INTERRUPTED ]]; then
+            skip_step "$name" "interrupted"
+            STEP_RC=130
+            return 0
+        fi
+        printf '\n=== %s\n' "$name"
+        local start end rc
+        start=$(now_ms)
+        # setsid gives the step its own process group, so a timeout or Ctrl-C ends all of it.
+        # shellcheck disable=SC2016 # expanded by the child bash
+        setsid timeout --kill-after=30 "$limit" bash -c '
+            source "$DROVER_ROOT/deploy/lib/services.sh"
+            source "$DROVER_ROOT/deploy/lib/test-steps.sh"
+            "$@"
+        ' "step-$name" "$@" </dev/null &
+        CURRENT_PID=$!
         wait "$CURRENT_PID"
         rc=$?
+        # A signal interrupts `wait`; wait again for the step to finish its cleanup.
+        while kill -0 "$CURRENT_PID" 2>/dev/null; do
+            wait "$CURRENT_PID"
+            rc=$?
+        done
+        CURRENT_PID=
+        end=$(now_ms)
+        local ms=$((end - start)) status note=
+        case $rc in
+        0) status=PASS ;;
+        75) status=SKIP note="nothing to run" ;;
+        124 | 137) status=FAIL note="timed out after ${limit}s" ;;
+        *) status=FAIL note="exit $rc" ;;
+        esac
+        [[ -n $INTERRUPTED && $rc != 0 ]] && status=FAIL note="interrupted"
+        printf '=== %s: %s in %s%s\n' "$name" "$status" "$(fmt_secs "$ms")" "${note:+ ($note)}"
+        record "$name" "$status" "$ms" "$note"
+        STEP_RC=$rc
+    }
+
+    # ---------------------------------------------------------------------------- main
+
+    export DROVER_LOG_DIR_STEP="$LOG_DIR"
+    RUN_START=$(now_ms)
+
+    echo "drover test run: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname) ($(nproc) cores)"
+    echo "  repo:        $ROOT ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit'))"
+    echo "  target dir:  $CARGO_TARGET_DIR"
+    echo "  fuzz dir:    $FUZZ_TARGET_DIR (${FUZZ_SECONDS}s smoke)"
+    echo "  logs:        $LOG_DIR"
+    echo "  CI:          ${CI:-false}"
+    echo "  toolchain:   $(rustc --version 2>/dev/null || echo 'rustc not found')"
+
+    run_step services 900 step_services
+    run_step tools 1800 step_tools
+    TOOLS_OK=$STEP_RC
+    run_step fmt 300 step_fmt
+    run_step build 2400 step_build
+    BUILD_OK=$STEP_RC
+
+    if ((BUILD_OK != 0)); then
+        skip_step clippy "build broken"
+        skip_step nextest "build broken"
+        skip_step doctest "build broken"
+    else
+        run_step clippy 1800 step_clippy
+        run_step nextest 1800 step_nextest
+        run_step doctest 900 step_doctest
+    fi
+
+    # The fuzz crate builds routeros-proto on its own, so it still runs when another crate broke.
+    if ((FUZZ_SECONDS <= 0)); then
+        skip_step fuzz "DROVER_FUZZ_SECONDS=0"
+    elif ((TOOLS_OK != 0)) && ! cargo fuzz --version >/dev/null 2>&1; then
+        printf '\n=== fuzz: FAIL (cargo-fuzz missing)\n'
+        record fuzz FAIL 0 "cargo-fuzz missing"
+    else
+        run_step fuzz $((FUZZ_SECONDS + 900)) step_fuzz "$FUZZ_SECONDS" "$FUZZ_DIR" "$FUZZ_TARGET_DIR"
+    fi
+
+    if ((BUILD_OK != 0)); then
+        skip_step interop "build broken"
+    else
+        run_step interop 1200 step_interop
+    fi
+
+    # ---------------------------------------------------------------------------- summary
+
+    passed=0 failed=0 skipped=0
+    echo
+    echo "==================== drover test summary ===================="
+    printf '%-10s %-6s %9s  %s\n' STEP RESULT TIME NOTE
+    for i in "${!STEP_NAMES[@]}"; do
+        case ${STEP_STATUS[$i]} in
+        PASS) passed=$((passed + 1)) ;;
+        FAIL) failed=$((failed + 1)) ;;
+        SKIP) skipped=$((skipped + 1)) ;;
+        esac
+        printf '%-10s %-6s %9s  %s\n' "${STEP_NAMES[$i]}" "${STEP_STATUS[$i]}" \
+            "$(fmt_secs "${STEP_SECS[$i]}")" "${STEP_NOTE[$i]}"
     done
-    CURRENT_PID=
-    end=$(now_ms)
-    local ms=$((end - start)) status note=
-    case $rc in
-    0) status=PASS ;;
-    75) status=SKIP note="nothing to run" ;;
-    124 | 137) status=FAIL note="timed out after ${limit}s" ;;
-    *) status=FAIL note="exit $rc" ;;
-    esac
-    [[ -n $INTERRUPTED && $rc != 0 ]] && status=FAIL note="interrupted"
-    printf '=== %s: %s in %s%s\n' "$name" "$status" "$(fmt_secs "$ms")" "${note:+ ($note)}"
-    record "$name" "$status" "$ms" "$note"
-    STEP_RC=$rc
+    printf '%-10s %-6s %9s  %s\n' total "" "$(fmt_secs $(($(now_ms) - RUN_START)))" \
+        "$skipped skipped; logs in $LOG_DIR"
+    echo "============================================================="
+    if ((failed > 0)); then
+        failed_names=()
+        for i in "${!STEP_NAMES[@]}"; do
+            [[ ${STEP_STATUS[$i]} == FAIL ]] && failed_names+=("${STEP_NAMES[$i]}")
+        done
+        echo "failed steps: ${failed_names[*]} (scroll up to '=== <step>:' for each one's output)"
+    fi
+    echo "$passed passed, $failed failed"
+    if [[ -n $INTERRUPTED ]]; then
+        exit 130
+    fi
+    ((failed == 0))
 }
 
-# ---------------------------------------------------------------------------- main
-
-export DROVER_LOG_DIR_STEP="$LOG_DIR"
-RUN_START=$(now_ms)
-
-echo "drover test run: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname) ($(nproc) cores)"
-echo "  repo:        $ROOT ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit'))"
-echo "  target dir:  $CARGO_TARGET_DIR"
-echo "  fuzz dir:    $FUZZ_TARGET_DIR (${FUZZ_SECONDS}s smoke)"
-echo "  logs:        $LOG_DIR"
-echo "  CI:          ${CI:-false}"
-echo "  toolchain:   $(rustc --version 2>/dev/null || echo 'rustc not found')"
-
-run_step services 900 step_services
-run_step tools 1800 step_tools
-TOOLS_OK=$STEP_RC
-run_step fmt 300 step_fmt
-run_step build 2400 step_build
-BUILD_OK=$STEP_RC
-
-if ((BUILD_OK != 0)); then
-    skip_step clippy "build broken"
-    skip_step nextest "build broken"
-    skip_step doctest "build broken"
-else
-    run_step clippy 1800 step_clippy
-    run_step nextest 1800 step_nextest
-    run_step doctest 900 step_doctest
-fi
-
-# The fuzz crate builds routeros-proto on its own, so it still runs when another crate broke.
-if ((FUZZ_SECONDS <= 0)); then
-    skip_step fuzz "DROVER_FUZZ_SECONDS=0"
-elif ((TOOLS_OK != 0)) && ! cargo fuzz --version >/dev/null 2>&1; then
-    printf '\n=== fuzz: FAIL (cargo-fuzz missing)\n'
-    record fuzz FAIL 0 "cargo-fuzz missing"
-else
-    run_step fuzz $((FUZZ_SECONDS + 900)) step_fuzz "$FUZZ_SECONDS" "$FUZZ_DIR" "$FUZZ_TARGET_DIR"
-fi
-
-if ((BUILD_OK != 0)); then
-    skip_step interop "build broken"
-else
-    run_step interop 1200 step_interop
-fi
-
-# ---------------------------------------------------------------------------- summary
-
-passed=0 failed=0 skipped=0
-echo
-echo "==================== drover test summary ===================="
-printf '%-10s %-6s %9s  %s\n' STEP RESULT TIME NOTE
-for i in "${!STEP_NAMES[@]}"; do
-    case ${STEP_STATUS[$i]} in
-    PASS) passed=$((passed + 1)) ;;
-    FAIL) failed=$((failed + 1)) ;;
-    SKIP) skipped=$((skipped + 1)) ;;
-    esac
-    printf '%-10s %-6s %9s  %s\n' "${STEP_NAMES[$i]}" "${STEP_STATUS[$i]}" \
-        "$(fmt_secs "${STEP_SECS[$i]}")" "${STEP_NOTE[$i]}"
-done
-printf '%-10s %-6s %9s  %s\n' total "" "$(fmt_secs $(($(now_ms) - RUN_START)))" \
-    "$skipped skipped; logs in $LOG_DIR"
-echo "============================================================="
-if ((failed > 0)); then
-    failed_names=()
-    for i in "${!STEP_NAMES[@]}"; do
-        [[ ${STEP_STATUS[$i]} == FAIL ]] && failed_names+=("${STEP_NAMES[$i]}")
-    done
-    echo "failed steps: ${failed_names[*]} (scroll up to '=== <step>:' for each one's output)"
-fi
-echo "$passed passed, $failed failed"
-if [[ -n $INTERRUPTED ]]; then
-    exit 130
-fi
-((failed == 0))
+main "$@"
+exit $?

@@ -18,6 +18,7 @@
 # Tunables (environment):
 #   DROVER_SERVICE_TIMEOUT  seconds to wait for a port after a start (default 60)
 #   DROVER_PG_VERSION       PostgreSQL major version to use when several are installed
+#   DROVER_NATS_STORE       JetStream store directory (default /var/lib/nats-server)
 
 if [[ -n "${_DROVER_SERVICES_SH:-}" ]]; then
     return 0
@@ -245,10 +246,11 @@ ensure_nats() {
             return 0
         fi
     fi
-    as_root mkdir -p /var/lib/nats-server
+    local store=${DROVER_NATS_STORE:-/var/lib/nats-server}
+    as_root mkdir -p "$store"
     drover_log "nats: starting with JetStream"
     as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
-        -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log \
+        -a 127.0.0.1 -p 4222 -js -sd "$store" -l /var/log/nats-server.log \
         </dev/null || return 1
     wait_port nats 127.0.0.1 4222 || {
         tail -n 20 /var/log/nats-server.log >&2 2>/dev/null

@@ -19,12 +19,34 @@ step_tools() { ensure_rust_tools; }
 step_fmt() {
     local color=auto
     [[ ${CARGO_TERM_COLOR:-} == never ]] && color=never
-    show cargo fmt --all --check -- --color="$color"
+    local log="$DROVER_LOG_DIR_STEP/fmt.log" rc
+    show cargo fmt --all --check -- --color="$color" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    if ((rc != 0)); then
+        echo "--- files rustfmt would change (fix with: cargo fmt --all):"
+        sed -n 's/^Diff in \(.*\):[0-9]*:$/\1/p' "$log" | sed "s|^$DROVER_ROOT/||" | sort | uniq -c
+    fi
+    return "$rc"
 }
 
-step_build() { show cargo build --workspace --all-targets; }
+# cargo_logged NAME CMD...: runs a cargo command, keeping its output in a log too; on failure,
+# repeats just the error headlines and their locations so they are not lost in the scroll.
+cargo_logged() {
+    local log="$DROVER_LOG_DIR_STEP/$1.log" rc
+    shift
+    show "$@" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    if ((rc != 0)); then
+        echo "--- errors (full output: $log):"
+        grep -E '^error(\[[A-Za-z0-9_]+\])?: |^ *--> ' "$log" |
+            grep -A1 '^error' | grep -v '^--$' | head -n 60
+    fi
+    return "$rc"
+}
 
-step_clippy() { show cargo clippy --workspace --all-targets -- -D warnings; }
+step_build() { cargo_logged build cargo build --workspace --all-targets; }
+
+step_clippy() { cargo_logged clippy cargo clippy --workspace --all-targets -- -D warnings; }
 
 step_nextest() {
     local cfg=(--tool-config-file "drover:$DROVER_ROOT/deploy/nextest.toml")
