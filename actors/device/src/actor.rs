@@ -298,7 +298,9 @@ impl DeviceState {
         if let Some(t) = self.connect_timer.take() {
             t.abort();
         }
+        // A connect still in flight belongs to the old generation: its result is ignored.
         self.generation += 1;
+        self.connecting = false;
         let generation = self.generation;
         if after.is_zero() {
             self.start_connect(myself);

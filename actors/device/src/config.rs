@@ -37,6 +37,7 @@ impl DeviceSpec {
         o.connect_timeout = policy.connect_timeout;
         o.login_timeout = policy.login_timeout;
         o.command_timeout = policy.command_timeout;
+        o.drain_timeout = policy.command_timeout;
         o.max_rows = policy.max_rows;
         o
     }

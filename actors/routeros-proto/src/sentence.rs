@@ -194,8 +194,14 @@ impl SentenceDecoder {
             if len == 0 {
                 self.scanned += prefix;
                 if self.word_spans.is_empty() {
-                    // An empty sentence: skip it; its bytes are consumed with the next one.
-                    self.sentence_start = self.scanned;
+                    // An empty sentence: skip it; its bytes are consumed with the next one
+                    // and count against that sentence's size limit, so a flood of empty
+                    // sentences cannot grow the caller's buffer without bound.
+                    if self.scanned - self.sentence_start > self.limits.max_sentence_len {
+                        return Err(DecodeError::SentenceTooLong {
+                            max: self.limits.max_sentence_len,
+                        });
+                    }
                     continue;
                 }
                 let consumed = self.scanned;
@@ -319,6 +325,15 @@ mod tests {
             decode_all(&long, limits),
             Err(DecodeError::SentenceTooLong { max: 30 })
         );
+    }
+
+    #[test]
+    fn a_flood_of_empty_sentences_hits_the_sentence_limit() {
+        let flood = vec![0u8; Limits::PRE_LOGIN.max_sentence_len + 10];
+        assert!(matches!(
+            decode_all(&flood, Limits::PRE_LOGIN),
+            Err(DecodeError::SentenceTooLong { .. })
+        ));
     }
 
     #[test]
