@@ -2,6 +2,8 @@
 //! after reboots and faults, auth back-off, offline detection, live spec changes, spread
 //! first polls, and commands beside polling.
 
+#![allow(clippy::unwrap_used)] // test helpers: a poisoned lock is a test bug
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
