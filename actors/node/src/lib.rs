@@ -8,5 +8,6 @@
 //! - `fanout`: [`fanout::Fanout`], one `emit` that feeds the hub, the publisher and the recorder.
 //! - `supervisor`: node and tenant supervisors, restarts, quarantine, shards.
 
+pub mod fanout;
 pub mod hub;
 pub mod publisher;
