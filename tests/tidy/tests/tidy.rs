@@ -65,6 +65,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("routeros-sim", &["routeros-proto"]),
     ("drover-tidy", &[]),
     ("drover-model", &[]),
+    ("drover-migration", &[]),
+    ("drover-store", &["drover-model", "drover-migration"]),
     ("drover-device", &["routeros-client", "drover-model"]),
     ("drover-node", &["drover-device", "drover-model", "routeros-client"]),
 ];

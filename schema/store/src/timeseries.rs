@@ -1,0 +1,348 @@
+//! Time series: daily partitions created ahead and dropped past retention
+//! ([`Maintenance`], run as the owner role), and range queries with an automatic bucket size
+//! that let PostgreSQL prune partitions ([`health_series`], [`interface_series`],
+//! [`wireless_series`]).
+
+use std::fmt;
+
+use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, TimeZone, Utc};
+use sea_orm::{
+    ConnectionTrait, Database, DatabaseConnection, DbBackend, FromQueryResult, Statement,
+};
+use uuid::Uuid;
+
+use crate::{Result, TenantTx};
+
+/// The partitioned tables, all `PARTITION BY RANGE (time)` with one partition per UTC day.
+pub const PARTITIONED_TABLES: &[&str] =
+    &["health_samples", "interface_samples", "wireless_samples"];
+
+/// How far back data is kept and how far ahead partitions exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Days of samples kept (default 90). Partitions whose whole day is older are dropped.
+    pub days: u32,
+    /// Days of partitions created ahead of today (default 3).
+    pub ahead_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            days: 90,
+            ahead_days: 3,
+        }
+    }
+}
+
+impl Retention {
+    /// The oldest instant a sample may carry and still be stored.
+    pub fn oldest_accepted(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        day_start(now.date_naive() - ChronoDuration::days(i64::from(self.days)))
+    }
+
+    /// The first instant past the last partition created ahead.
+    pub fn newest_accepted(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        day_start(now.date_naive() + ChronoDuration::days(i64::from(self.ahead_days) + 1))
+    }
+}
+
+fn day_start(d: NaiveDate) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
+}
+
+/// `health_samples` + 2026-11-27 → `health_samples_p20261127`.
+pub fn partition_name(table: &str, day: NaiveDate) -> String {
+    format!("{table}_p{}", day.format("%Y%m%d"))
+}
+
+fn parse_partition_day(table: &str, name: &str) -> Option<NaiveDate> {
+    let suffix = name.strip_prefix(table)?.strip_prefix("_p")?;
+    NaiveDate::parse_from_str(suffix, "%Y%m%d").ok()
+}
+
+/// What one maintenance run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    pub created: Vec<String>,
+    pub dropped: Vec<String>,
+}
+
+/// Partition maintenance. Needs the **owner** role (it runs DDL on the owner's tables), so it
+/// has its own connection; the node runs [`Maintenance::run`] at start and then hourly.
+pub struct Maintenance {
+    db: DatabaseConnection,
+    retention: Retention,
+}
+
+impl fmt::Debug for Maintenance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Maintenance")
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Maintenance {
+    pub async fn connect(owner_url: &str, retention: Retention) -> Result<Self> {
+        let mut co = sea_orm::ConnectOptions::new(owner_url.to_owned());
+        co.max_connections(1).sqlx_logging(false);
+        Ok(Self {
+            db: Database::connect(co).await?,
+            retention,
+        })
+    }
+
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
+    /// Creates missing partitions from the retention horizon up to `ahead_days` after `now`,
+    /// then drops partitions entirely older than the horizon.
+    pub async fn run(&self, now: DateTime<Utc>) -> Result<MaintenanceReport> {
+        let mut report = MaintenanceReport::default();
+        let today = now.date_naive();
+        let first = today - ChronoDuration::days(i64::from(self.retention.days));
+        let last = today + ChronoDuration::days(i64::from(self.retention.ahead_days));
+        for table in PARTITIONED_TABLES {
+            let existing = self.partitions_of(table).await?;
+            let mut day = first;
+            while day <= last {
+                let name = partition_name(table, day);
+                if !existing.contains(&name) {
+                    self.create_partition(table, day).await?;
+                    report.created.push(name);
+                }
+                day += ChronoDuration::days(1);
+            }
+            for name in existing {
+                if let Some(d) = parse_partition_day(table, &name)
+                    && d < first
+                {
+                    self.db
+                        .execute_unprepared(&format!("DROP TABLE IF EXISTS \"{name}\""))
+                        .await?;
+                    tracing::info!(partition = %name, "dropped partition past retention");
+                    report.dropped.push(name);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn create_partition(&self, table: &str, day: NaiveDate) -> Result<()> {
+        let name = partition_name(table, day);
+        let from = day_start(day).format("%Y-%m-%d %H:%M:%S+00");
+        let to = day_start(day + ChronoDuration::days(1)).format("%Y-%m-%d %H:%M:%S+00");
+        // Partitions get ENABLE + FORCE row-level security without policies: nobody but the
+        // owner reaches them directly (queries go through the parent and its policies), and
+        // the catalog test sees every relation with tenant_id protected.
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS \"{name}\" PARTITION OF {table} \
+               FOR VALUES FROM ('{from}') TO ('{to}');\n\
+             ALTER TABLE \"{name}\" ENABLE ROW LEVEL SECURITY;\n\
+             ALTER TABLE \"{name}\" FORCE ROW LEVEL SECURITY;"
+        );
+        self.db.execute_unprepared(&sql).await?;
+        Ok(())
+    }
+
+    /// Names of the partitions of `table`.
+    pub async fn partitions_of(&self, table: &str) -> Result<Vec<String>> {
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT c.relname::text FROM pg_inherits i \
+                   JOIN pg_class c ON c.oid = i.inhrelid \
+                   JOIN pg_class p ON p.oid = i.inhparent \
+                 WHERE p.relname = $1 ORDER BY 1",
+                [table.into()],
+            ))
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get_by_index::<String>(0).map_err(Into::into))
+            .collect()
+    }
+
+    pub async fn close(self) {
+        let _ = self.db.close().await;
+    }
+}
+
+/// Bucket width for a range, as the original product chose it: ≤1 h → 1 min, ≤6 h → 5 min,
+/// ≤24 h → 15 min, ≤7 d → 1 h, ≤30 d → 6 h, else 1 day.
+pub fn bucket_for_range(from: DateTime<Utc>, to: DateTime<Utc>) -> ChronoDuration {
+    let span = to - from;
+    if span <= ChronoDuration::hours(1) {
+        ChronoDuration::minutes(1)
+    } else if span <= ChronoDuration::hours(6) {
+        ChronoDuration::minutes(5)
+    } else if span <= ChronoDuration::hours(24) {
+        ChronoDuration::minutes(15)
+    } else if span <= ChronoDuration::days(7) {
+        ChronoDuration::hours(1)
+    } else if span <= ChronoDuration::days(31) {
+        ChronoDuration::hours(6)
+    } else {
+        ChronoDuration::days(1)
+    }
+}
+
+/// One bucket of health samples.
+#[derive(Debug, Clone, PartialEq, FromQueryResult)]
+pub struct HealthBucket {
+    pub bucket: DateTime<Utc>,
+    pub samples: i64,
+    pub cpu_avg: Option<f64>,
+    pub cpu_max: Option<f64>,
+    pub memory_avg: Option<f64>,
+    pub disk_avg: Option<f64>,
+    pub temperature_max: Option<f64>,
+}
+
+/// One bucket of one interface's traffic.
+#[derive(Debug, Clone, PartialEq, FromQueryResult)]
+pub struct InterfaceBucket {
+    pub bucket: DateTime<Utc>,
+    pub name: String,
+    pub samples: i64,
+    pub rx_bps_avg: Option<f64>,
+    pub tx_bps_avg: Option<f64>,
+    pub rx_bps_max: Option<f64>,
+    pub tx_bps_max: Option<f64>,
+}
+
+/// One bucket of wireless client counts.
+#[derive(Debug, Clone, PartialEq, FromQueryResult)]
+pub struct WirelessBucket {
+    pub bucket: DateTime<Utc>,
+    pub samples: i64,
+    pub clients_avg: Option<f64>,
+    pub clients_max: Option<i32>,
+    pub signal_avg: Option<f64>,
+}
+
+fn interval_literal(d: ChronoDuration) -> String {
+    format!("{} seconds", d.num_seconds())
+}
+
+/// The SQL of [`health_series`] (exposed so tests can `EXPLAIN` it).
+pub fn health_series_sql(bucket: ChronoDuration) -> String {
+    format!(
+        "SELECT date_bin('{b}'::interval, time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, \
+                count(*) AS samples, \
+                avg(cpu_percent)::float8 AS cpu_avg, max(cpu_percent)::float8 AS cpu_max, \
+                avg(memory_percent)::float8 AS memory_avg, avg(disk_percent)::float8 AS disk_avg, \
+                max(temperature_c)::float8 AS temperature_max \
+           FROM health_samples \
+          WHERE device_id = $1 AND time >= $2 AND time < $3 \
+          GROUP BY 1 ORDER BY 1",
+        b = interval_literal(bucket)
+    )
+}
+
+/// Health samples of one device over `[from, to)`, aggregated into buckets of
+/// [`bucket_for_range`]. The literal time bounds let PostgreSQL prune partitions.
+pub async fn health_series(
+    tx: &TenantTx,
+    device: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<HealthBucket>> {
+    let sql = health_series_sql(bucket_for_range(from, to));
+    Ok(
+        HealthBucket::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [device.into(), from.into(), to.into()],
+        ))
+        .all(tx.conn())
+        .await?,
+    )
+}
+
+/// Per-interface traffic of one device over `[from, to)` in automatic buckets.
+pub async fn interface_series(
+    tx: &TenantTx,
+    device: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<InterfaceBucket>> {
+    let b = interval_literal(bucket_for_range(from, to));
+    let sql = format!(
+        "SELECT date_bin('{b}'::interval, time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, \
+                name, count(*) AS samples, \
+                avg(rx_bps) AS rx_bps_avg, avg(tx_bps) AS tx_bps_avg, \
+                max(rx_bps) AS rx_bps_max, max(tx_bps) AS tx_bps_max \
+           FROM interface_samples \
+          WHERE device_id = $1 AND time >= $2 AND time < $3 \
+          GROUP BY 1, 2 ORDER BY 2, 1"
+    );
+    Ok(
+        InterfaceBucket::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [device.into(), from.into(), to.into()],
+        ))
+        .all(tx.conn())
+        .await?,
+    )
+}
+
+/// Wireless client counts of one device over `[from, to)` in automatic buckets.
+pub async fn wireless_series(
+    tx: &TenantTx,
+    device: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<WirelessBucket>> {
+    let b = interval_literal(bucket_for_range(from, to));
+    let sql = format!(
+        "SELECT date_bin('{b}'::interval, time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, \
+                count(*) AS samples, avg(clients)::float8 AS clients_avg, \
+                max(clients) AS clients_max, avg(mean_signal_dbm)::float8 AS signal_avg \
+           FROM wireless_samples \
+          WHERE device_id = $1 AND time >= $2 AND time < $3 \
+          GROUP BY 1 ORDER BY 1"
+    );
+    Ok(
+        WirelessBucket::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [device.into(), from.into(), to.into()],
+        ))
+        .all(tx.conn())
+        .await?,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_sizes_follow_the_range() {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let b = |h: i64| bucket_for_range(t0, t0 + ChronoDuration::hours(h));
+        assert_eq!(b(1), ChronoDuration::minutes(1));
+        assert_eq!(b(6), ChronoDuration::minutes(5));
+        assert_eq!(b(24), ChronoDuration::minutes(15));
+        assert_eq!(b(24 * 7), ChronoDuration::hours(1));
+        assert_eq!(b(24 * 30), ChronoDuration::hours(6));
+        assert_eq!(b(24 * 90), ChronoDuration::days(1));
+    }
+
+    #[test]
+    fn partition_names_round_trip() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+        let n = partition_name("health_samples", d);
+        assert_eq!(n, "health_samples_p20261127");
+        assert_eq!(parse_partition_day("health_samples", &n), Some(d));
+        assert_eq!(
+            parse_partition_day("health_samples", "health_samples_default"),
+            None
+        );
+        assert_eq!(parse_partition_day("interface_samples", &n), None);
+    }
+}
