@@ -105,7 +105,6 @@ impl Store {
         })
     }
 
-    #[allow(dead_code)] // the recorder uses it
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }

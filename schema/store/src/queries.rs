@@ -1,1 +1,232 @@
-//! queries (in progress).
+//! Typed queries the API layer calls, all inside a [`TenantTx`]: the fleet list (paging,
+//! substring search, filters, sort), device creation with validation, and audit records.
+
+use sea_orm::sea_query::extension::postgres::PgExpr;
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use drover_model::DeviceStatus;
+
+use crate::entities::{audit_log, device_group_memberships, device_tag_assignments, devices};
+use crate::{Error, Result, TenantTx};
+
+/// Largest page the fleet list returns.
+pub const MAX_PAGE: u64 = 500;
+
+/// Sort key of the fleet list (ties broken by id, so pages are stable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceSort {
+    #[default]
+    Name,
+    Address,
+    Status,
+    LastSeen,
+}
+
+/// Filters of the fleet list; all optional and combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceFilter {
+    /// Case-insensitive substring of name or address (uses the trigram indexes).
+    pub search: Option<String>,
+    pub status: Option<DeviceStatus>,
+    pub site_id: Option<Uuid>,
+    pub group_id: Option<Uuid>,
+    pub tag_id: Option<Uuid>,
+}
+
+/// One page of the fleet list.
+#[derive(Debug, Clone)]
+pub struct DevicePage {
+    pub items: Vec<devices::Model>,
+    /// Devices matching the filter, over all pages.
+    pub total: u64,
+}
+
+fn like_pattern(s: &str) -> String {
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// The fleet list: devices of the transaction's tenant matching `filter`, sorted, one page.
+pub async fn list_devices(
+    tx: &TenantTx,
+    filter: &DeviceFilter,
+    sort: DeviceSort,
+    order: Order,
+    offset: u64,
+    limit: u64,
+) -> Result<DevicePage> {
+    let mut cond = Condition::all();
+    if let Some(s) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let p = like_pattern(&s.chars().take(200).collect::<String>());
+        cond = cond.add(
+            Condition::any()
+                .add(Expr::col(devices::Column::Name).ilike(p.clone()))
+                .add(Expr::col(devices::Column::Address).ilike(p)),
+        );
+    }
+    if let Some(st) = filter.status {
+        cond = cond.add(devices::Column::Status.eq(st.as_str()));
+    }
+    if let Some(site) = filter.site_id {
+        cond = cond.add(devices::Column::SiteId.eq(site));
+    }
+    if let Some(g) = filter.group_id {
+        cond = cond.add(
+            devices::Column::Id.in_subquery(
+                Query::select()
+                    .column(device_group_memberships::Column::DeviceId)
+                    .from(device_group_memberships::Entity)
+                    .and_where(device_group_memberships::Column::GroupId.eq(g))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(t) = filter.tag_id {
+        cond = cond.add(
+            devices::Column::Id.in_subquery(
+                Query::select()
+                    .column(device_tag_assignments::Column::DeviceId)
+                    .from(device_tag_assignments::Entity)
+                    .and_where(device_tag_assignments::Column::TagId.eq(t))
+                    .to_owned(),
+            ),
+        );
+    }
+    let base = devices::Entity::find().filter(cond);
+    let total = base.clone().count(tx.conn()).await?;
+    let col = match sort {
+        DeviceSort::Name => devices::Column::Name,
+        DeviceSort::Address => devices::Column::Address,
+        DeviceSort::Status => devices::Column::Status,
+        DeviceSort::LastSeen => devices::Column::LastSeenAt,
+    };
+    let items = base
+        .order_by(col, order.clone())
+        .order_by(devices::Column::Id, order)
+        .offset(offset)
+        .limit(limit.clamp(1, MAX_PAGE))
+        .all(tx.conn())
+        .await?;
+    Ok(DevicePage { items, total })
+}
+
+/// What the API needs to add a device.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub name: String,
+    pub address: String,
+    pub api_port: u16,
+    pub tls_mode: String,
+    pub poll_interval_s: u32,
+    pub site_id: Option<Uuid>,
+}
+
+impl NewDevice {
+    pub fn new(name: impl Into<String>, address: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            address: address.into(),
+            api_port: 8729,
+            tls_mode: "verify".into(),
+            poll_interval_s: 60,
+            site_id: None,
+        }
+    }
+}
+
+/// Adds a device to the transaction's tenant.
+pub async fn create_device(tx: &TenantTx, d: &NewDevice) -> Result<devices::Model> {
+    if d.name.trim().is_empty() || d.name.len() > 255 {
+        return Err(Error::Invalid(
+            "device name must be 1..255 characters".into(),
+        ));
+    }
+    if d.address.trim().is_empty() || d.address.len() > 255 {
+        return Err(Error::Invalid(
+            "device address must be 1..255 characters".into(),
+        ));
+    }
+    if !["verify", "insecure", "plain"].contains(&d.tls_mode.as_str()) {
+        return Err(Error::Invalid(
+            "tls_mode must be verify, insecure or plain".into(),
+        ));
+    }
+    if !(5..=86_400).contains(&d.poll_interval_s) || d.api_port == 0 {
+        return Err(Error::Invalid(
+            "poll interval 5..86400 s, port 1..65535".into(),
+        ));
+    }
+    let now = chrono::Utc::now();
+    Ok(devices::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        tenant_id: Set(tx.tenant_id().0),
+        name: Set(d.name.trim().to_owned()),
+        address: Set(d.address.trim().to_owned()),
+        api_port: Set(i32::from(d.api_port)),
+        tls_mode: Set(d.tls_mode.clone()),
+        poll_interval_s: Set(d.poll_interval_s as i32),
+        site_id: Set(d.site_id),
+        status: Set(DeviceStatus::Connecting.as_str().to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(tx.conn())
+    .await?)
+}
+
+/// One audit record in the transaction's tenant.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    /// `user`, `api_key`, `system` or `device`.
+    pub actor_kind: &'static str,
+    pub actor_id: Option<Uuid>,
+    pub action: String,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub device_id: Option<Uuid>,
+    pub ip_address: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// Appends to the tenant's audit log (commits with the transaction).
+pub async fn audit(tx: &TenantTx, e: AuditEntry) -> Result<i64> {
+    let m = audit_log::ActiveModel {
+        tenant_id: Set(tx.tenant_id().0),
+        actor_kind: Set(e.actor_kind.to_owned()),
+        actor_id: Set(e.actor_id),
+        action: Set(e.action),
+        resource_type: Set(e.resource_type),
+        resource_id: Set(e.resource_id),
+        device_id: Set(e.device_id),
+        ip_address: Set(e.ip_address),
+        details: Set(e.details),
+        ..Default::default()
+    }
+    .insert(tx.conn())
+    .await?;
+    Ok(m.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_metacharacters_are_escaped() {
+        assert_eq!(like_pattern("a%b_c\\"), "%a\\%b\\_c\\\\%");
+    }
+}

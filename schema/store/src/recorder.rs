@@ -1,1 +1,780 @@
-//! recorder (in progress).
+//! The recorder's write path: device events (`MetricsSample`, `DeviceStatusChanged`) go into a
+//! bounded in-memory queue and a tokio task writes them in batches — one transaction per
+//! batch, multi-row `INSERT … SELECT FROM UNNEST(…)` per table and tenant, plus the
+//! denormalised last values on `devices`.
+//!
+//! - **Bounded, drop-oldest:** at most `capacity` events wait (plus one batch in flight);
+//!   beyond that the oldest are dropped and counted ([`RecorderStats::dropped_overflow`]).
+//! - **Rides out PostgreSQL restarts:** a batch that fails for a connection reason is retried
+//!   with back-off until it commits; meanwhile events keep queueing within the bound.
+//!   Retried inserts are idempotent (primary keys + `ON CONFLICT DO NOTHING`).
+//! - **Bad input:** values a column cannot hold are clamped or nulled, strings are truncated
+//!   and stripped of NULs, events of unknown devices/tenants or with timestamps outside the
+//!   partitioned window are rejected — each with a logged reason and a counter. A batch that
+//!   still fails for a data reason is retried event by event so one bad event cannot block
+//!   or half-write the others.
+//!
+//! The actor wrapper (supervision, subscriptions) lives with the actor tree; this is a plain
+//! async component: [`Recorder::spawn`] → [`RecorderHandle`].
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use drover_model::TenantId;
+use drover_model::events::{DeviceStatusChanged, MetricsSample};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::timeseries::Retention;
+use crate::{Result, Store};
+
+/// Recorder tuning.
+#[derive(Debug, Clone)]
+pub struct RecorderConfig {
+    /// Events that may wait in memory (excluding the batch being written).
+    pub capacity: usize,
+    /// Most events written in one transaction.
+    pub batch_max: usize,
+    /// First retry delay after a failed write; doubles up to `retry_max`.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    /// The partitioned window; samples outside it are rejected.
+    pub retention: Retention,
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 200_000,
+            batch_max: 5_000,
+            retry_min: Duration::from_millis(100),
+            retry_max: Duration::from_secs(5),
+            retention: Retention::default(),
+        }
+    }
+}
+
+/// One thing to record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Metrics(MetricsSample),
+    Status(DeviceStatusChanged),
+}
+
+/// Counters, readable at any time (export them as metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecorderStats {
+    pub queued: u64,
+    pub written_metrics: u64,
+    pub written_status: u64,
+    /// Dropped because the queue was full (oldest first).
+    pub dropped_overflow: u64,
+    /// Refused: unknown device/tenant, timestamp outside the window, or a data error.
+    pub rejected: u64,
+    /// Values clamped, nulled or truncated to fit a column.
+    pub clamped: u64,
+    /// Batch writes that failed and were retried.
+    pub retries: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    written_metrics: AtomicU64,
+    written_status: AtomicU64,
+    dropped_overflow: AtomicU64,
+    rejected: AtomicU64,
+    clamped: AtomicU64,
+    retries: AtomicU64,
+}
+
+struct Shared {
+    queue: Mutex<VecDeque<Record>>,
+    capacity: usize,
+    wake: Notify,
+    idle: Notify,
+    in_flight: AtomicU64,
+    closed: AtomicBool,
+    counters: Counters,
+}
+
+/// Feeds the recorder. Cheap to clone; never blocks.
+#[derive(Clone)]
+pub struct RecorderHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for RecorderHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecorderHandle")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl RecorderHandle {
+    /// Queues an event; if the queue is full the oldest event is dropped (and counted).
+    pub fn record(&self, r: Record) {
+        let dropped = match self.shared.queue.lock() {
+            Ok(mut q) => {
+                let mut dropped = 0;
+                while q.len() >= self.shared.capacity {
+                    q.pop_front();
+                    dropped += 1;
+                }
+                q.push_back(r);
+                dropped
+            }
+            Err(_) => 1,
+        };
+        if dropped > 0 {
+            self.shared
+                .counters
+                .dropped_overflow
+                .fetch_add(dropped, Ordering::Relaxed);
+        }
+        self.shared.wake.notify_one();
+    }
+
+    pub fn record_metrics(&self, s: MetricsSample) {
+        self.record(Record::Metrics(s));
+    }
+
+    pub fn record_status(&self, s: DeviceStatusChanged) {
+        self.record(Record::Status(s));
+    }
+
+    pub fn stats(&self) -> RecorderStats {
+        let c = &self.shared.counters;
+        RecorderStats {
+            queued: self
+                .shared
+                .queue
+                .lock()
+                .map(|q| q.len() as u64)
+                .unwrap_or(0),
+            written_metrics: c.written_metrics.load(Ordering::Relaxed),
+            written_status: c.written_status.load(Ordering::Relaxed),
+            dropped_overflow: c.dropped_overflow.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+            clamped: c.clamped.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.shared.in_flight.load(Ordering::Acquire) == 0
+            && self
+                .shared
+                .queue
+                .lock()
+                .map(|q| q.is_empty())
+                .unwrap_or(true)
+    }
+
+    /// Waits until everything queued so far is written (or rejected).
+    pub async fn flush(&self) {
+        loop {
+            let idle = self.shared.idle.notified();
+            if self.is_idle() {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), idle).await;
+        }
+    }
+
+    /// Stops accepting work after what is queued; the task ends once the queue is written.
+    pub fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+}
+
+/// The writer task.
+#[derive(Debug)]
+pub struct Recorder;
+
+impl Recorder {
+    /// Starts the writer on the store's (application role) pool.
+    pub fn spawn(
+        store: &Store,
+        cfg: RecorderConfig,
+    ) -> (RecorderHandle, tokio::task::JoinHandle<()>) {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(VecDeque::new()),
+            capacity: cfg.capacity.max(1),
+            wake: Notify::new(),
+            idle: Notify::new(),
+            in_flight: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            counters: Counters::default(),
+        });
+        let handle = RecorderHandle {
+            shared: shared.clone(),
+        };
+        let pool = store.pool().clone();
+        let task = tokio::spawn(run(pool, shared, cfg));
+        (handle, task)
+    }
+}
+
+async fn run(pool: PgPool, shared: Arc<Shared>, cfg: RecorderConfig) {
+    loop {
+        let batch: Vec<Record> = {
+            let Ok(mut q) = shared.queue.lock() else {
+                return;
+            };
+            let n = q.len().min(cfg.batch_max.max(1));
+            shared.in_flight.store(n as u64, Ordering::Release);
+            q.drain(..n).collect()
+        };
+        if batch.is_empty() {
+            shared.idle.notify_waiters();
+            if shared.closed.load(Ordering::Acquire) {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(200), shared.wake.notified()).await;
+            continue;
+        }
+        let prepared = prepare(batch, &cfg, &shared.counters);
+        write_with_retry(&pool, &prepared, &cfg, &shared.counters).await;
+        shared.in_flight.store(0, Ordering::Release);
+    }
+}
+
+// ------------------------------------------------------------------ sanitising
+
+const MAX_IFACE_NAME: usize = 255;
+const MAX_REASON: usize = 1000;
+const MAX_VERSION: usize = 64;
+const MAX_BOARD: usize = 128;
+
+struct Clamp<'a> {
+    counters: &'a Counters,
+    device: Uuid,
+}
+
+impl Clamp<'_> {
+    fn note(&self, what: &str) {
+        self.counters.clamped.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(device = %self.device, "recorder: {what}");
+    }
+
+    fn percent(&self, field: &str, v: Option<f64>) -> Option<f32> {
+        let v = v?;
+        if !v.is_finite() {
+            self.note(&format!("{field} is not a number; stored as NULL"));
+            return None;
+        }
+        if !(0.0..=100.0).contains(&v) {
+            self.note(&format!("{field} {v} outside 0..100; clamped"));
+        }
+        Some(v.clamp(0.0, 100.0) as f32)
+    }
+
+    fn range_f32(&self, field: &str, v: Option<f64>, lo: f64, hi: f64) -> Option<f32> {
+        let v = v?;
+        if !v.is_finite() || !(lo..=hi).contains(&v) {
+            self.note(&format!("{field} {v} outside {lo}..{hi}; stored as NULL"));
+            return None;
+        }
+        Some(v as f32)
+    }
+
+    fn finite_f64(&self, field: &str, v: Option<f64>) -> Option<f64> {
+        let v = v?;
+        if !v.is_finite() || v < 0.0 {
+            self.note(&format!("{field} {v} is not a finite rate; stored as NULL"));
+            return None;
+        }
+        Some(v)
+    }
+
+    fn big(&self, field: &str, v: u64) -> i64 {
+        i64::try_from(v).unwrap_or_else(|_| {
+            self.note(&format!("{field} {v} exceeds bigint; clamped"));
+            i64::MAX
+        })
+    }
+
+    fn int(&self, field: &str, v: u64) -> i32 {
+        i32::try_from(v).unwrap_or_else(|_| {
+            self.note(&format!("{field} {v} exceeds integer; clamped"));
+            i32::MAX
+        })
+    }
+
+    fn text(&self, field: &str, s: &str, max_chars: usize) -> String {
+        let mut out: String = s.chars().filter(|c| *c != '\0').collect();
+        if out.len() != s.len() {
+            self.note(&format!("{field} contained NUL bytes; removed"));
+        }
+        if out.chars().count() > max_chars {
+            out = out.chars().take(max_chars).collect();
+            self.note(&format!(
+                "{field} longer than {max_chars} characters; truncated"
+            ));
+        }
+        out
+    }
+}
+
+#[derive(Default)]
+struct TenantBatch {
+    devices: Vec<Uuid>,
+    health: HealthRows,
+    ifaces: IfaceRows,
+    wireless: WirelessRows,
+    status: StatusRows,
+    /// latest metrics per device (for the last-value update)
+    last: HashMap<Uuid, LastValues>,
+    /// latest status per device
+    last_status: HashMap<Uuid, usize>,
+    metrics_events: u64,
+}
+
+#[derive(Default)]
+struct HealthRows {
+    device: Vec<Uuid>,
+    time: Vec<DateTime<Utc>>,
+    cpu: Vec<Option<f32>>,
+    mem: Vec<Option<f32>>,
+    disk: Vec<Option<f32>>,
+    temp: Vec<Option<f32>>,
+    uptime: Vec<Option<i64>>,
+}
+
+#[derive(Default)]
+struct IfaceRows {
+    device: Vec<Uuid>,
+    time: Vec<DateTime<Utc>>,
+    name: Vec<String>,
+    running: Vec<bool>,
+    rx: Vec<i64>,
+    tx: Vec<i64>,
+    rx_bps: Vec<Option<f64>>,
+    tx_bps: Vec<Option<f64>>,
+}
+
+#[derive(Default)]
+struct WirelessRows {
+    device: Vec<Uuid>,
+    time: Vec<DateTime<Utc>>,
+    clients: Vec<i32>,
+    mean: Vec<Option<f32>>,
+    min: Vec<Option<i32>>,
+}
+
+#[derive(Default)]
+struct StatusRows {
+    device: Vec<Uuid>,
+    status: Vec<String>,
+    previous: Vec<Option<String>>,
+    reason: Vec<Option<String>>,
+    at: Vec<DateTime<Utc>>,
+    version: Vec<Option<String>>,
+    board: Vec<Option<String>>,
+    uptime: Vec<Option<i64>>,
+}
+
+#[derive(Clone, Copy)]
+struct LastValues {
+    time: DateTime<Utc>,
+    cpu: Option<f32>,
+    mem: Option<f32>,
+    disk: Option<f32>,
+    temp: Option<f32>,
+    clients: Option<i32>,
+    uptime: Option<i64>,
+}
+
+/// Sanitised events grouped by tenant.
+#[derive(Default)]
+struct Prepared {
+    tenants: BTreeMap<TenantId, TenantBatch>,
+    /// the original events, for the one-by-one fallback
+    records: Vec<Record>,
+}
+
+fn reject(counters: &Counters, device: Uuid, why: &str) {
+    counters.rejected.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(device = %device, "recorder: event rejected: {why}");
+}
+
+fn prepare(batch: Vec<Record>, cfg: &RecorderConfig, counters: &Counters) -> Prepared {
+    let now = Utc::now();
+    let oldest = cfg.retention.oldest_accepted(now);
+    let newest = cfg.retention.newest_accepted(now);
+    let mut p = Prepared::default();
+    for r in &batch {
+        match r {
+            Record::Metrics(m) => {
+                let device = m.device_id.0;
+                if m.timestamp < oldest || m.timestamp >= newest {
+                    reject(
+                        counters,
+                        device,
+                        &format!("timestamp {} outside {oldest}..{newest}", m.timestamp),
+                    );
+                    continue;
+                }
+                let c = Clamp { counters, device };
+                let tb = p.tenants.entry(m.tenant_id).or_default();
+                tb.metrics_events += 1;
+                tb.devices.push(device);
+                let lv = LastValues {
+                    time: m.timestamp,
+                    cpu: c.percent("cpu_percent", m.cpu_percent),
+                    mem: c.percent("memory_percent", m.memory_percent),
+                    disk: c.percent("disk_percent", m.disk_percent),
+                    temp: c.range_f32("temperature_c", m.temperature_c, -100.0, 300.0),
+                    clients: m
+                        .wireless
+                        .as_ref()
+                        .map(|w| c.int("wireless.clients", u64::from(w.clients))),
+                    uptime: m.uptime.map(|u| c.big("uptime", u)),
+                };
+                let h = &mut tb.health;
+                h.device.push(device);
+                h.time.push(m.timestamp);
+                h.cpu.push(lv.cpu);
+                h.mem.push(lv.mem);
+                h.disk.push(lv.disk);
+                h.temp.push(lv.temp);
+                h.uptime.push(lv.uptime);
+                for i in &m.interfaces {
+                    let f = &mut tb.ifaces;
+                    f.device.push(device);
+                    f.time.push(m.timestamp);
+                    f.name
+                        .push(c.text("interface name", &i.name, MAX_IFACE_NAME));
+                    f.running.push(i.running);
+                    f.rx.push(c.big("rx_bytes", i.rx_bytes));
+                    f.tx.push(c.big("tx_bytes", i.tx_bytes));
+                    f.rx_bps.push(c.finite_f64("rx_bps", i.rx_bps));
+                    f.tx_bps.push(c.finite_f64("tx_bps", i.tx_bps));
+                }
+                if let Some(w) = &m.wireless {
+                    let wr = &mut tb.wireless;
+                    wr.device.push(device);
+                    wr.time.push(m.timestamp);
+                    wr.clients.push(lv.clients.unwrap_or(0));
+                    wr.mean
+                        .push(c.range_f32("mean_signal_dbm", w.mean_signal_dbm, -200.0, 50.0));
+                    wr.min.push(w.min_signal_dbm.filter(|v| {
+                        let ok = (-200..=50).contains(v);
+                        if !ok {
+                            c.note(&format!(
+                                "min_signal_dbm {v} outside -200..50; stored as NULL"
+                            ));
+                        }
+                        ok
+                    }));
+                }
+                match tb.last.get(&device) {
+                    Some(prev) if prev.time > lv.time => {}
+                    _ => {
+                        tb.last.insert(device, lv);
+                    }
+                }
+            }
+            Record::Status(s) => {
+                let device = s.device_id.0;
+                if s.at < oldest || s.at >= newest {
+                    reject(
+                        counters,
+                        device,
+                        &format!("status time {} outside {oldest}..{newest}", s.at),
+                    );
+                    continue;
+                }
+                let c = Clamp { counters, device };
+                let tb = p.tenants.entry(s.tenant_id).or_default();
+                tb.devices.push(device);
+                let st = &mut tb.status;
+                let idx = st.device.len();
+                st.device.push(device);
+                st.status.push(s.status.as_str().to_owned());
+                st.previous
+                    .push(s.previous_status.map(|x| x.as_str().to_owned()));
+                st.reason
+                    .push(s.reason.as_deref().map(|r| c.text("reason", r, MAX_REASON)));
+                st.at.push(s.at);
+                st.version.push(
+                    s.routeros_version
+                        .as_deref()
+                        .map(|v| c.text("routeros_version", v, MAX_VERSION)),
+                );
+                st.board.push(
+                    s.board_name
+                        .as_deref()
+                        .map(|v| c.text("board_name", v, MAX_BOARD)),
+                );
+                st.uptime.push(s.uptime.map(|u| c.big("uptime", u)));
+                match tb.last_status.get(&device) {
+                    Some(&j) if st.at[j] > s.at => {}
+                    _ => {
+                        tb.last_status.insert(device, idx);
+                    }
+                }
+            }
+        }
+    }
+    p.records = batch;
+    p
+}
+
+// ------------------------------------------------------------------ writing
+
+/// A connection-level failure worth retrying (as opposed to bad data).
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+            c.starts_with("08") // connection exception
+                || c.starts_with("57P") // admin shutdown, crash shutdown, cannot connect now
+                || c.starts_with("53") // insufficient resources
+                || c == "40001" || c == "40P01"
+        }),
+        _ => false,
+    }
+}
+
+async fn write_with_retry(pool: &PgPool, p: &Prepared, cfg: &RecorderConfig, counters: &Counters) {
+    if p.tenants.is_empty() {
+        return;
+    }
+    let mut delay = cfg.retry_min;
+    loop {
+        match write_batch(pool, p, counters).await {
+            Ok(()) => return,
+            Err(e) if is_transient(&e) => {
+                counters.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, retry_in = ?delay, "recorder: batch write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(cfg.retry_max);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, events = p.records.len(),
+                    "recorder: batch refused by the database; writing its events one by one");
+                write_one_by_one(pool, p, cfg, counters).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Fallback for a batch with an event the database refuses: each event in its own
+/// transaction; refused events are counted and logged.
+async fn write_one_by_one(pool: &PgPool, p: &Prepared, cfg: &RecorderConfig, counters: &Counters) {
+    let quiet = Counters::default();
+    for r in &p.records {
+        let single = prepare(vec![r.clone()], cfg, &quiet);
+        let device = match r {
+            Record::Metrics(m) => m.device_id.0,
+            Record::Status(s) => s.device_id.0,
+        };
+        let mut delay = cfg.retry_min;
+        loop {
+            match write_batch(pool, &single, counters).await {
+                Ok(()) => break,
+                Err(e) if is_transient(&e) => {
+                    counters.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(cfg.retry_max);
+                }
+                Err(e) => {
+                    reject(counters, device, &format!("database refused it: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn write_batch(pool: &PgPool, p: &Prepared, counters: &Counters) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut written_metrics = 0u64;
+    let mut written_status = 0u64;
+    let mut rejected = 0u64;
+    for (tenant, tb) in &p.tenants {
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind(tenant.to_string())
+            .execute(&mut *tx)
+            .await?;
+        // Devices this tenant really has (RLS hides everything else): events naming an
+        // unknown device or the wrong tenant are dropped here.
+        let mut ids = tb.devices.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        let known: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM devices WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+        let known: std::collections::HashSet<Uuid> = known.into_iter().collect();
+        let ok = |d: &Uuid| known.contains(d);
+        if known.len() != ids.len() {
+            for d in ids.iter().filter(|d| !known.contains(d)) {
+                let n = tb.devices.iter().filter(|x| *x == d).count() as u64;
+                rejected += n;
+                tracing::warn!(device = %d, tenant = %tenant, events = n,
+                    "recorder: events rejected: device unknown in this tenant");
+            }
+        }
+        let h = &tb.health;
+        let keep: Vec<usize> = (0..h.device.len()).filter(|&i| ok(&h.device[i])).collect();
+        if !keep.is_empty() {
+            sqlx::query(
+                "INSERT INTO health_samples (tenant_id, device_id, time, cpu_percent, memory_percent, \
+                   disk_percent, temperature_c, uptime_s) \
+                 SELECT $1, * FROM UNNEST($2::uuid[], $3::timestamptz[], $4::real[], $5::real[], \
+                   $6::real[], $7::real[], $8::bigint[]) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant.0)
+            .bind(pick(&h.device, &keep))
+            .bind(pick(&h.time, &keep))
+            .bind(pick(&h.cpu, &keep))
+            .bind(pick(&h.mem, &keep))
+            .bind(pick(&h.disk, &keep))
+            .bind(pick(&h.temp, &keep))
+            .bind(pick(&h.uptime, &keep))
+            .execute(&mut *tx)
+            .await?;
+            written_metrics += keep.len() as u64;
+        }
+        let f = &tb.ifaces;
+        let keep: Vec<usize> = (0..f.device.len()).filter(|&i| ok(&f.device[i])).collect();
+        if !keep.is_empty() {
+            sqlx::query(
+                "INSERT INTO interface_samples (tenant_id, device_id, time, name, running, rx_bytes, \
+                   tx_bytes, rx_bps, tx_bps) \
+                 SELECT $1, * FROM UNNEST($2::uuid[], $3::timestamptz[], $4::text[], $5::bool[], \
+                   $6::bigint[], $7::bigint[], $8::float8[], $9::float8[]) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant.0)
+            .bind(pick(&f.device, &keep))
+            .bind(pick(&f.time, &keep))
+            .bind(pick(&f.name, &keep))
+            .bind(pick(&f.running, &keep))
+            .bind(pick(&f.rx, &keep))
+            .bind(pick(&f.tx, &keep))
+            .bind(pick(&f.rx_bps, &keep))
+            .bind(pick(&f.tx_bps, &keep))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let w = &tb.wireless;
+        let keep: Vec<usize> = (0..w.device.len()).filter(|&i| ok(&w.device[i])).collect();
+        if !keep.is_empty() {
+            sqlx::query(
+                "INSERT INTO wireless_samples (tenant_id, device_id, time, clients, mean_signal_dbm, \
+                   min_signal_dbm) \
+                 SELECT $1, * FROM UNNEST($2::uuid[], $3::timestamptz[], $4::int[], $5::real[], $6::int[]) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant.0)
+            .bind(pick(&w.device, &keep))
+            .bind(pick(&w.time, &keep))
+            .bind(pick(&w.clients, &keep))
+            .bind(pick(&w.mean, &keep))
+            .bind(pick(&w.min, &keep))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let s = &tb.status;
+        let keep: Vec<usize> = (0..s.device.len()).filter(|&i| ok(&s.device[i])).collect();
+        if !keep.is_empty() {
+            sqlx::query(
+                "INSERT INTO device_status_history (tenant_id, device_id, status, previous_status, \
+                   reason, at) \
+                 SELECT $1, * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], \
+                   $6::timestamptz[])",
+            )
+            .bind(tenant.0)
+            .bind(pick(&s.device, &keep))
+            .bind(pick(&s.status, &keep))
+            .bind(pick(&s.previous, &keep))
+            .bind(pick(&s.reason, &keep))
+            .bind(pick(&s.at, &keep))
+            .execute(&mut *tx)
+            .await?;
+            written_status += keep.len() as u64;
+        }
+        // denormalised last values (only moving forward in time)
+        let last: Vec<(&Uuid, &LastValues)> = tb.last.iter().filter(|(d, _)| ok(d)).collect();
+        if !last.is_empty() {
+            sqlx::query(
+                "UPDATE devices d SET last_seen_at = v.t, \
+                   last_cpu_percent = v.cpu, last_memory_percent = v.mem, \
+                   last_disk_percent = v.disk, last_temperature_c = v.temp, \
+                   last_wireless_clients = v.clients, uptime_s = COALESCE(v.up, d.uptime_s) \
+                 FROM UNNEST($1::uuid[], $2::timestamptz[], $3::real[], $4::real[], $5::real[], \
+                   $6::real[], $7::int[], $8::bigint[]) AS v(id, t, cpu, mem, disk, temp, clients, up) \
+                 WHERE d.id = v.id AND (d.last_seen_at IS NULL OR d.last_seen_at <= v.t)",
+            )
+            .bind(last.iter().map(|(d, _)| **d).collect::<Vec<_>>())
+            .bind(last.iter().map(|(_, v)| v.time).collect::<Vec<_>>())
+            .bind(last.iter().map(|(_, v)| v.cpu).collect::<Vec<_>>())
+            .bind(last.iter().map(|(_, v)| v.mem).collect::<Vec<_>>())
+            .bind(last.iter().map(|(_, v)| v.disk).collect::<Vec<_>>())
+            .bind(last.iter().map(|(_, v)| v.temp).collect::<Vec<_>>())
+            .bind(last.iter().map(|(_, v)| v.clients).collect::<Vec<_>>())
+            .bind(last.iter().map(|(_, v)| v.uptime).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let ls: Vec<usize> = tb
+            .last_status
+            .iter()
+            .filter(|(d, _)| ok(d))
+            .map(|(_, &i)| i)
+            .collect();
+        if !ls.is_empty() {
+            sqlx::query(
+                "UPDATE devices d SET status = v.status, status_reason = v.reason, \
+                   status_changed_at = v.at, \
+                   last_seen_at = CASE WHEN v.status = 'online' THEN GREATEST(d.last_seen_at, v.at) \
+                                       ELSE d.last_seen_at END, \
+                   routeros_version = COALESCE(v.ver, d.routeros_version), \
+                   board_name = COALESCE(v.board, d.board_name), \
+                   uptime_s = COALESCE(v.up, d.uptime_s), updated_at = now() \
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], \
+                   $6::text[], $7::bigint[]) AS v(id, status, reason, at, ver, board, up) \
+                 WHERE d.id = v.id AND (d.status_changed_at IS NULL OR d.status_changed_at <= v.at)",
+            )
+            .bind(pick(&s.device, &ls))
+            .bind(pick(&s.status, &ls))
+            .bind(pick(&s.reason, &ls))
+            .bind(pick(&s.at, &ls))
+            .bind(pick(&s.version, &ls))
+            .bind(pick(&s.board, &ls))
+            .bind(pick(&s.uptime, &ls))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let _ = tb.metrics_events;
+    }
+    tx.commit().await?;
+    counters
+        .written_metrics
+        .fetch_add(written_metrics, Ordering::Relaxed);
+    counters
+        .written_status
+        .fetch_add(written_status, Ordering::Relaxed);
+    counters.rejected.fetch_add(rejected, Ordering::Relaxed);
+    Ok(())
+}
+
+fn pick<T: Clone>(v: &[T], idx: &[usize]) -> Vec<T> {
+    idx.iter().map(|&i| v[i].clone()).collect()
+}
