@@ -53,7 +53,10 @@ pub struct Machine {
     /// Consecutive failed connects (reset by a successful poll, not by a login, so a device
     /// that accepts and then drops every session still backs off).
     connect_failures: u32,
+    /// Why the current status holds (set with the status).
     reason: Option<String>,
+    /// The latest connect or session error, used to explain missed polls.
+    last_error: Option<String>,
     offline_after: u32,
     reconnect_first: Duration,
     backoff_base: Duration,
@@ -69,6 +72,7 @@ impl Machine {
             missed: 0,
             connect_failures: 0,
             reason: None,
+            last_error: None,
             offline_after: policy.offline_after_misses.max(1),
             reconnect_first: policy.reconnect_first,
             backoff_base: policy.backoff_base,
@@ -117,7 +121,7 @@ impl Machine {
             Input::ConnectFailed { reason } => {
                 self.connected = false;
                 self.connect_failures = self.connect_failures.saturating_add(1);
-                self.reason = Some(reason);
+                self.last_error = Some(reason);
                 effects.push(Effect::Connect {
                     after: self.backoff(self.connect_failures),
                 });
@@ -131,7 +135,7 @@ impl Machine {
             }
             Input::SessionLost { reason } => {
                 self.connected = false;
-                self.reason = Some(reason);
+                self.last_error = Some(reason);
                 let after = if self.connect_failures == 0 {
                     self.reconnect_first
                 } else {
@@ -165,7 +169,7 @@ impl Machine {
             }
             Input::PollMissed => {
                 let reason = self
-                    .reason
+                    .last_error
                     .clone()
                     .unwrap_or_else(|| "no session".to_owned());
                 self.miss(reason, &mut effects);

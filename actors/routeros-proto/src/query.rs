@@ -96,6 +96,9 @@ impl QueryWord {
         match self {
             Self::Has(n) => format!("?{n}"),
             Self::HasNot(n) => format!("?-{n}"),
+            // A name starting with an operator character needs the explicit `?=` form to
+            // read back as an equality.
+            Self::Eq(n, v) if n.starts_with(['-', '<', '>', '#']) => format!("?={n}={v}"),
             Self::Eq(n, v) => format!("?{n}={v}"),
             Self::Lt(n, v) => format!("?<{n}={v}"),
             Self::Gt(n, v) => format!("?>{n}={v}"),
@@ -135,7 +138,12 @@ fn compare(a: &str, b: &str) -> std::cmp::Ordering {
 
 fn apply_ops(stack: &mut Vec<bool>, ops: &str) {
     let pop = |s: &mut Vec<bool>| s.pop().unwrap_or(true);
-    let at = |s: &Vec<bool>, i: usize| s.len().checked_sub(i + 1).is_none_or(|j| s[j]);
+    // Index 0 is the top; anything past the explicit stack reads the implicit `true`.
+    let at = |s: &Vec<bool>, i: usize| {
+        i.checked_add(1)
+            .and_then(|n| s.len().checked_sub(n))
+            .is_none_or(|j| s[j])
+    };
     let bytes = ops.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -282,6 +290,25 @@ mod tests {
         let first = q(&["?type=ether", "?type=vlan", "?#1"]);
         assert!(matches(&first, item(ETHER)));
         assert!(!matches(&first, item(VLAN)));
+    }
+
+    #[test]
+    fn huge_stack_indices_read_the_implicit_true() {
+        let words = q(&[
+            "?type=vlan",
+            "?#18446744073709551615",
+            "?#!33333333333333333331",
+        ]);
+        let _ = matches(&words, item(ETHER));
+        assert!(matches(&q(&["?#99999999999999999999999"]), item(ETHER)));
+    }
+
+    #[test]
+    fn equality_on_operator_like_names_round_trips() {
+        for name in ["-", "<x", ">y", "#z"] {
+            let w = QueryWord::Eq(name.into(), "v".into());
+            assert_eq!(QueryWord::parse(&w.to_word()).unwrap(), w, "{name}");
+        }
     }
 
     proptest::proptest! {

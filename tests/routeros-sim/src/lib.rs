@@ -9,6 +9,7 @@
 //! let tls = fleet.device_addr(0);            // 127.x.y.z:8729, cert signed by fleet.ca_cert_pem()
 //! let plain = fleet.plain_addr(0);           // Some(127.x.y.z:8728) with for_tests()
 //! let (user, password) = fleet.credentials(); // ("admin", "drover-sim")
+//! let (user, password) = (user.to_owned(), password.to_owned());
 //! fleet.set_fault(Target::Index(1), Fault::RefuseLogin);
 //! let polls = fleet.stats(0).polls_served;   // one poll = one /system/resource/print
 //! fleet.reboot(2);
