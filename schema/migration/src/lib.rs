@@ -12,8 +12,8 @@
 //!   Join tables without `tenant_id` get their policy through their parents. drover-store's
 //!   catalog-driven tests enforce this on every table.
 //! - Role names are not hard-coded: [`migrate`] publishes them to the migrations through the
-//!   session settings `drover.app_role` / `drover.poller_role` (defaults `drover_app`,
-//!   `drover_poller`).
+//!   session settings `drover.app_role`, `drover.poller_role` and `drover.cross_tenant_role`
+//!   (defaults `drover_app`, `drover_poller`, `drover_cross_tenant`).
 
 use std::fmt;
 use std::time::Duration;
@@ -25,6 +25,7 @@ use sea_orm_migration::sea_orm::{
 };
 
 mod m20261127_000001_initial;
+mod m20261127_000002_device_change_notify;
 
 /// The ordered, frozen list of drover's migrations.
 #[derive(Debug)]
@@ -33,7 +34,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261127_000001_initial::Migration)]
+        vec![
+            Box::new(m20261127_000001_initial::Migration),
+            Box::new(m20261127_000002_device_change_notify::Migration),
+        ]
     }
 }
 
@@ -83,14 +87,20 @@ impl fmt::Debug for RoleSpec {
 }
 
 /// The three roles. `owner` owns every object and runs migrations; `app` (NOSUPERUSER,
-/// NOBYPASSRLS) serves every tenant request under row-level security; `poller` may read
-/// devices, their credentials, credential profiles and wrapped tenant data keys across
-/// tenants (what device actors need to connect) and nothing else.
+/// NOBYPASSRLS, NOINHERIT) serves every tenant request under row-level security; `poller`
+/// may read devices, their credentials, credential profiles and wrapped tenant data keys
+/// across tenants (what device actors need to connect) and nothing else.
+///
+/// `cross_tenant` is a NOLOGIN role the app role may `SET LOCAL ROLE` to for an audited
+/// super_admin transaction: only it has the `cross_tenant_read` policies. Because the app role
+/// is NOINHERIT, those policies are not OR-ed into its ordinary queries, which keeps the
+/// tenant policy an index condition (`tenant_id = …`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Roles {
     pub owner: RoleSpec,
     pub app: RoleSpec,
     pub poller: RoleSpec,
+    pub cross_tenant: RoleSpec,
 }
 
 impl Default for Roles {
@@ -99,13 +109,14 @@ impl Default for Roles {
             owner: RoleSpec::named("drover_owner"),
             app: RoleSpec::named("drover_app"),
             poller: RoleSpec::named("drover_poller"),
+            cross_tenant: RoleSpec::named("drover_cross_tenant"),
         }
     }
 }
 
 impl Roles {
     fn validate(&self) -> Result<(), Error> {
-        for r in [&self.owner, &self.app, &self.poller] {
+        for r in [&self.owner, &self.app, &self.poller, &self.cross_tenant] {
             valid_role_name(&r.name)?;
         }
         Ok(())
@@ -226,11 +237,15 @@ pub async fn ensure_roles(db: &impl ConnectionTrait, roles: &Roles) -> Result<()
         ),
         (
             &roles.app,
-            "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE",
+            "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT",
         ),
         (
             &roles.poller,
             "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE",
+        ),
+        (
+            &roles.cross_tenant,
+            "NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE",
         ),
     ] {
         let name = &spec.name;
@@ -265,6 +280,14 @@ pub async fn ensure_roles(db: &impl ConnectionTrait, roles: &Roles) -> Result<()
             .await?;
         }
     }
+    // Enforced on every run, also for roles that existed before: the app role must not
+    // inherit the cross-tenant role's policies, and may only assume it explicitly.
+    db.execute_unprepared(&format!(
+        "ALTER ROLE \"{app}\" NOINHERIT; GRANT \"{xt}\" TO \"{app}\"",
+        app = roles.app.name,
+        xt = roles.cross_tenant.name
+    ))
+    .await?;
     Ok(())
 }
 
@@ -297,7 +320,7 @@ async fn migrate_locked(
     if opts.ensure_roles && can_create_roles {
         ensure_roles(db, roles).await?;
     }
-    for spec in [&roles.owner, &roles.app, &roles.poller] {
+    for spec in [&roles.owner, &roles.app, &roles.poller, &roles.cross_tenant] {
         let exists = scalar_bool(
             db,
             &format!(
@@ -322,8 +345,13 @@ async fn migrate_locked(
     }
     db.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "SELECT set_config('drover.app_role', $1, false), set_config('drover.poller_role', $2, false)",
-        [roles.app.name.clone().into(), roles.poller.name.clone().into()],
+        "SELECT set_config('drover.app_role', $1, false), set_config('drover.poller_role', $2, false), \
+                set_config('drover.cross_tenant_role', $3, false)",
+        [
+            roles.app.name.clone().into(),
+            roles.poller.name.clone().into(),
+            roles.cross_tenant.name.clone().into(),
+        ],
     ))
     .await?;
     let before: Vec<String> = Migrator::get_pending_migrations(db)
@@ -340,23 +368,34 @@ async fn migrate_locked(
     Ok(MigrateReport { applied: before })
 }
 
+/// Role names as the migrations see them.
+pub(crate) struct RoleNames {
+    pub(crate) app: String,
+    pub(crate) poller: String,
+    pub(crate) cross_tenant: String,
+}
+
 /// Reads the role names published by [`migrate`] (or the defaults) inside a migration.
-pub(crate) async fn role_names(m: &SchemaManager<'_>) -> Result<(String, String), DbErr> {
+pub(crate) async fn role_names(m: &SchemaManager<'_>) -> Result<RoleNames, DbErr> {
     let row = m
         .get_connection()
         .query_one_raw(Statement::from_string(
             DbBackend::Postgres,
             "SELECT COALESCE(NULLIF(current_setting('drover.app_role', true), ''), 'drover_app'), \
-                    COALESCE(NULLIF(current_setting('drover.poller_role', true), ''), 'drover_poller')",
+                    COALESCE(NULLIF(current_setting('drover.poller_role', true), ''), 'drover_poller'), \
+                    COALESCE(NULLIF(current_setting('drover.cross_tenant_role', true), ''), 'drover_cross_tenant')",
         ))
         .await?
         .ok_or_else(|| DbErr::Custom("no row from current_setting".into()))?;
-    let app: String = row.try_get_by_index(0)?;
-    let poller: String = row.try_get_by_index(1)?;
-    for n in [&app, &poller] {
+    let names = RoleNames {
+        app: row.try_get_by_index(0)?,
+        poller: row.try_get_by_index(1)?,
+        cross_tenant: row.try_get_by_index(2)?,
+    };
+    for n in [&names.app, &names.poller, &names.cross_tenant] {
         valid_role_name(n).map_err(|e| DbErr::Custom(e.to_string()))?;
     }
-    Ok((app, poller))
+    Ok(names)
 }
 
 #[cfg(test)]

@@ -407,15 +407,14 @@ VALUES ('00000000-0000-0000-0000-000000000000', 'System (Internal)',
         'Holds records of cross-tenant (super_admin) actions');
 "#;
 
-/// Policies, `FORCE` and grants. `@APP@` and `@POLLER@` are replaced by the quoted role
-/// names; `@T@` is the current-tenant expression.
+/// Policies, `FORCE` and grants. `@APP@`, `@POLLER@` and `@XT@` (cross-tenant) are replaced
+/// by the quoted role names; `@T@` is the current-tenant expression.
 const SECURITY: &str = r#"
 -- tenants: a tenant sees its own row
 ALTER TABLE tenants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenants FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON tenants USING (id = @T@) WITH CHECK (id = @T@);
-CREATE POLICY cross_tenant_read ON tenants FOR SELECT
-    USING (current_setting('app.cross_tenant_read', true) = 'on');
+CREATE POLICY cross_tenant_read ON tenants FOR SELECT TO @XT@ USING (true);
 
 -- users: the login path may look up exactly one user by e-mail before the tenant is known
 CREATE POLICY auth_lookup ON users FOR SELECT
@@ -457,17 +456,17 @@ CREATE POLICY poller_read ON credential_profiles FOR SELECT TO @POLLER@ USING (t
 CREATE POLICY poller_read ON tenant_data_keys FOR SELECT TO @POLLER@ USING (true);
 
 -- grants
-GRANT USAGE ON SCHEMA public TO @APP@, @POLLER@;
+GRANT USAGE ON SCHEMA public TO @APP@, @POLLER@, @XT@;
 GRANT SELECT, INSERT, UPDATE, DELETE ON
     tenants, tenant_data_keys, users, api_keys, sites, credential_profiles, devices,
     device_credentials, device_groups, device_tags, device_group_memberships,
     device_tag_assignments, device_status_history, health_samples, interface_samples,
     wireless_samples, alert_rules, alert_rule_channels, alert_events, notification_channels,
     maintenance_windows, config_snapshots
-    TO @APP@;
-GRANT SELECT, INSERT ON audit_log TO @APP@;
-GRANT SELECT, INSERT, UPDATE ON system_settings TO @APP@;
-GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO @APP@;
+    TO @APP@, @XT@;
+GRANT SELECT, INSERT ON audit_log TO @APP@, @XT@;
+GRANT SELECT, INSERT, UPDATE ON system_settings TO @APP@, @XT@;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO @APP@, @XT@;
 GRANT SELECT ON devices, device_credentials, credential_profiles, tenant_data_keys, system_settings
     TO @POLLER@;
 "#;
@@ -478,27 +477,25 @@ fn tenant_policy(table: &str) -> String {
          ALTER TABLE {table} FORCE ROW LEVEL SECURITY;\n\
          CREATE POLICY tenant_isolation ON {table} \
            USING (tenant_id = {CURRENT_TENANT}) WITH CHECK (tenant_id = {CURRENT_TENANT});\n\
-         CREATE POLICY cross_tenant_read ON {table} FOR SELECT \
-           USING (current_setting('app.cross_tenant_read', true) = 'on');\n"
+         CREATE POLICY cross_tenant_read ON {table} FOR SELECT TO @XT@ USING (true);\n"
     )
 }
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        let (app, poller) = crate::role_names(m).await?;
+        let roles = crate::role_names(m).await?;
         let db = m.get_connection();
         db.execute_unprepared(SCHEMA).await?;
         let mut sql = String::new();
         for t in TENANT_TABLES {
             sql.push_str(&tenant_policy(t));
         }
-        sql.push_str(
-            &SECURITY
-                .replace("@APP@", &format!("\"{app}\""))
-                .replace("@POLLER@", &format!("\"{poller}\""))
-                .replace("@T@", CURRENT_TENANT),
-        );
+        sql.push_str(&SECURITY.replace("@T@", CURRENT_TENANT));
+        let sql = sql
+            .replace("@APP@", &format!("\"{}\"", roles.app))
+            .replace("@POLLER@", &format!("\"{}\"", roles.poller))
+            .replace("@XT@", &format!("\"{}\"", roles.cross_tenant));
         db.execute_unprepared(&sql).await?;
         Ok(())
     }

@@ -23,6 +23,8 @@ pub struct StoreConfig {
     pub url: String,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// The NOLOGIN role a [`CrossTenantTx`] assumes (`drover_migration::Roles::cross_tenant`).
+    pub cross_tenant_role: String,
 }
 
 impl StoreConfig {
@@ -31,6 +33,7 @@ impl StoreConfig {
             url: url.into(),
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
+            cross_tenant_role: "drover_cross_tenant".to_owned(),
         }
     }
 }
@@ -78,6 +81,7 @@ pub(crate) async fn pool(cfg: &StoreConfig) -> Result<PgPool> {
 pub struct Store {
     db: DatabaseConnection,
     pool: PgPool,
+    cross_tenant_role: String,
 }
 
 impl fmt::Debug for Store {
@@ -98,10 +102,20 @@ async fn set_local(conn: &impl ConnectionTrait, name: &str, value: &str) -> Resu
 
 impl Store {
     pub async fn connect(cfg: &StoreConfig) -> Result<Self> {
+        let r = &cfg.cross_tenant_role;
+        if r.is_empty()
+            || r.len() > 63
+            || !r
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(Error::Invalid(format!("invalid cross_tenant_role {r:?}")));
+        }
         let pool = pool(cfg).await?;
         Ok(Self {
             db: DatabaseConnection::from(pool.clone()),
             pool,
+            cross_tenant_role: r.clone(),
         })
     }
 
@@ -142,7 +156,10 @@ impl Store {
         }
         .insert(&tx)
         .await?;
-        set_local(&tx, "app.cross_tenant_read", "on").await?;
+        // Only this role has the `cross_tenant_read` policies; the app role is NOINHERIT, so
+        // its ordinary queries never carry that branch (and keep their index conditions).
+        tx.execute_unprepared(&format!("SET LOCAL ROLE \"{}\"", self.cross_tenant_role))
+            .await?;
         Ok(CrossTenantTx {
             tx,
             access,

@@ -166,13 +166,12 @@ impl RecorderHandle {
     }
 
     fn is_idle(&self) -> bool {
-        self.shared.in_flight.load(Ordering::Acquire) == 0
-            && self
-                .shared
-                .queue
-                .lock()
-                .map(|q| q.is_empty())
-                .unwrap_or(true)
+        // The writer moves events from the queue to `in_flight` under the queue's lock, so
+        // both are read under it too.
+        match self.shared.queue.lock() {
+            Ok(q) => q.is_empty() && self.shared.in_flight.load(Ordering::Acquire) == 0,
+            Err(_) => true,
+        }
     }
 
     /// Waits until everything queued so far is written (or rejected).

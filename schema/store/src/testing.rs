@@ -84,6 +84,13 @@ impl TestDb {
         self.url_for(&self.roles.owner.name)
     }
 
+    /// The application role's store configuration for this database.
+    pub fn app_config(&self) -> crate::StoreConfig {
+        let mut c = crate::StoreConfig::new(self.app_url());
+        c.cross_tenant_role = self.roles.cross_tenant.name.clone();
+        c
+    }
+
     pub fn app_url(&self) -> String {
         self.url_for(&self.roles.app.name)
     }

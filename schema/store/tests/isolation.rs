@@ -259,11 +259,13 @@ async fn catalog_every_table_has_forced_rls_and_the_nullif_policy() -> anyhow::R
 async fn app_role_is_not_superuser_nor_bypassrls() -> anyhow::Result<()> {
     let db = TestDb::create().await?;
     let mut app = PgConnection::connect(&db.app_url()).await?;
-    let (sup, bypass): (bool, bool) =
-        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
-            .fetch_one(&mut app)
-            .await?;
-    ensure!(!sup && !bypass);
+    let (sup, bypass, inherit): (bool, bool, bool) = sqlx::query_as(
+        "SELECT rolsuper, rolbypassrls, rolinherit FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(&mut app)
+    .await?;
+    // NOINHERIT: the cross-tenant role's policies apply only after an explicit SET ROLE
+    ensure!(!sup && !bypass && !inherit);
     let mut poller = PgConnection::connect(&db.poller_url()).await?;
     let (sup, bypass): (bool, bool) =
         sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")

@@ -394,15 +394,17 @@ async fn role_names_are_configurable() -> anyhow::Result<()> {
             password: Some("not-used-with-trust".into()),
         },
         poller: RoleSpec::named(format!("t{tag}_poller")),
+        cross_tenant: RoleSpec::named(format!("t{tag}_xt")),
     };
     let names = [
         roles.owner.name.clone(),
         roles.app.name.clone(),
         roles.poller.name.clone(),
+        roles.cross_tenant.name.clone(),
     ];
     let result = async {
         let db = TestDb::create_with_roles(roles).await?;
-        let store = Store::connect(&StoreConfig::new(db.app_url())).await?;
+        let store = Store::connect(&db.app_config()).await?;
         let (a, _) = two_tenants(&store).await?;
         device_in(&store, a, "x").await?;
         store.close().await;
@@ -417,4 +419,105 @@ async fn role_names_are_configurable() -> anyhow::Result<()> {
             .await?;
     }
     result
+}
+
+#[tokio::test]
+async fn fleet_list_figures_at_100k_devices() -> anyhow::Result<()> {
+    // A figure, not a gate (performance claims belong in benches/): printed for the record,
+    // with the plan of the substring search to show the trigram index is used.
+    let db = TestDb::create().await?;
+    let store = Store::connect(&StoreConfig::new(db.app_url())).await?;
+    let (a, b) = two_tenants(&store).await?;
+    let mut su = PgConnection::connect(&db.superuser_url()).await?;
+    for (t, n) in [(a, 100_000), (b, 10_000)] {
+        su.execute(AssertSqlSafe(format!(
+            "INSERT INTO devices (tenant_id, name, address, status)
+             SELECT '{t}', 'site' || (i % 700) || '-rtr-' || i, '10.' || (i / 65536) || '.' || (i / 256 % 256) || '.' || (i % 256),
+                    (ARRAY['online','online','online','offline','degraded'])[1 + i % 5]
+               FROM generate_series(1, {n}) i"
+        )))
+        .await?;
+    }
+    su.execute("ANALYZE devices").await?;
+    let tx = store.begin(a).await?;
+    let cases: [(&str, DeviceFilter, DeviceSort, u64); 4] = [
+        (
+            "first page by name",
+            DeviceFilter::default(),
+            DeviceSort::Name,
+            0,
+        ),
+        (
+            "page 200 by name",
+            DeviceFilter::default(),
+            DeviceSort::Name,
+            10_000,
+        ),
+        (
+            "offline, by address",
+            DeviceFilter {
+                status: Some(drover_model::DeviceStatus::Offline),
+                ..Default::default()
+            },
+            DeviceSort::Address,
+            0,
+        ),
+        (
+            "search 'rtr-4242'",
+            DeviceFilter {
+                search: Some("rtr-4242".into()),
+                ..Default::default()
+            },
+            DeviceSort::Name,
+            0,
+        ),
+    ];
+    for (what, filter, sort, offset) in cases {
+        queries::list_devices(&tx, &filter, sort, Order::Asc, offset, 50).await?; // warm
+        let started = std::time::Instant::now();
+        let p = queries::list_devices(&tx, &filter, sort, Order::Asc, offset, 50).await?;
+        eprintln!(
+            "fleet list, 100k devices, {what}: {} of {} in {:?}",
+            p.items.len(),
+            p.total,
+            started.elapsed()
+        );
+        ensure!(!p.items.is_empty());
+    }
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT * FROM devices WHERE tenant_id = gen_random_uuid() AND name ILIKE '%rtr-4242%'",
+    )
+    .fetch_all(&mut su)
+    .await?;
+    eprintln!("{}", plan.join("\n"));
+    ensure!(
+        plan.iter().any(|l| l.contains("devices_name_trgm")),
+        "trigram index unused"
+    );
+    {
+        let mut app = PgConnection::connect(&db.app_url()).await?;
+        app.execute("BEGIN").await?;
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind(a.to_string())
+            .execute(&mut app)
+            .await?;
+        // as the app role, the tenant policy is an index condition: no sequential scan
+        for q in [
+            "EXPLAIN ANALYZE SELECT * FROM devices ORDER BY name, id LIMIT 50",
+            "EXPLAIN ANALYZE SELECT * FROM devices WHERE status = 'offline' ORDER BY name LIMIT 50",
+        ] {
+            let plan: Vec<String> = sqlx::query_scalar(q).fetch_all(&mut app).await?;
+            eprintln!("{q}\n{}", plan.join("\n"));
+            ensure!(
+                !plan.iter().any(|l| l.contains("Seq Scan")),
+                "sequential scan:\n{}",
+                plan.join("\n")
+            );
+        }
+        let q = "EXPLAIN ANALYZE SELECT count(*) FROM devices \
+                 WHERE name ILIKE '%rtr-4242%' OR address ILIKE '%rtr-4242%'";
+        let plan: Vec<String> = sqlx::query_scalar(q).fetch_all(&mut app).await?;
+        eprintln!("{q}\n{}", plan.join("\n"));
+    }
+    Ok(())
 }
