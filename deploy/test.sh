@@ -15,6 +15,7 @@
 #   doctest    cargo test --workspace --doc             (nextest does not run doctests)
 #   fuzz       cargo fuzz run decode_sentence for $DROVER_FUZZ_SECONDS (default 60 s)
 #   interop    .venv/bin/pytest tests/interop against target/debug/drover-sim
+#   bench      drover-bench fleet --smoke: 1,000 simulated devices, ~45 s (checks the harness, not targets)
 #
 # A failing step does not stop the run: every step runs and every failure is listed, except
 # that a broken build skips the steps that need it. The last line is exactly
@@ -201,6 +202,14 @@ main() {
 
     # interop builds only drover-sim, so like fuzz it still runs when another crate broke.
     run_step interop 1200 step_interop
+
+    # The fleet harness's smoke run (debug binaries from the build step): it must keep working.
+    if ((BUILD_OK != 0)); then
+        skip_step bench "build broken"
+    else
+        run_step bench 300 "$CARGO_TARGET_DIR/debug/drover-bench" fleet --smoke \
+            --devices 1000 --interval 5s --duration 20s --base 127.41.0.1
+    fi
 
     # ---------------------------------------------------------------------------- summary
 

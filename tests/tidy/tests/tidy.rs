@@ -60,6 +60,16 @@ fn workspace_graph() -> BTreeMap<String, Vec<(String, Option<String>)>> {
 /// Normal (non-dev) dependencies each crate may have on other workspace crates.
 /// Test-only crates (`routeros-sim`, `drover-tidy`) are allowed as dev-dependencies only.
 const ALLOWED: &[(&str, &[&str])] = &[
+    (
+        "drover-benches",
+        &[
+            "routeros-proto",
+            "routeros-client",
+            "drover-model",
+            "drover-device",
+            "drover-node",
+        ],
+    ),
     ("routeros-proto", &[]),
     ("routeros-client", &["routeros-proto"]),
     ("routeros-sim", &["routeros-proto"]),
@@ -68,7 +78,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("drover-migration", &[]),
     ("drover-store", &["drover-model", "drover-migration"]),
     ("drover-device", &["routeros-client", "drover-model"]),
-    ("drover-node", &["drover-device", "drover-model", "routeros-client"]),
+    (
+        "drover-node",
+        &["drover-device", "drover-model", "routeros-client"],
+    ),
 ];
 
 const TEST_ONLY: &[&str] = &["routeros-sim", "drover-tidy"];
