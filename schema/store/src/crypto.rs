@@ -27,7 +27,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::db::{CrossTenantTx, PollerStore, TenantTx};
-use crate::entities::{device_credentials, tenant_data_keys};
+use crate::entities::{credential_profiles, device_credentials, tenant_data_keys};
 use crate::{Error, Result, TenantId};
 
 /// Bytes that must not leak: zeroed on drop, never printed.
@@ -564,13 +564,56 @@ pub async fn device_credentials_for_poller(
     poller: &PollerStore,
     device: Uuid,
 ) -> Result<Option<DeviceCredentials>> {
-    let Some(row) = poller.device_credential(device).await? else {
+    if let Some(row) = poller.device_credential(device).await? {
+        let s = env
+            .decrypt(poller, TenantId(row.tenant_id), device, &row.ciphertext)
+            .await?;
+        return DeviceCredentials::from_plaintext(s.expose()).map(Some);
+    }
+    // No credential of its own: the device's credential profile, if any.
+    let Some(d) = poller.device(device).await? else {
         return Ok(None);
     };
+    let Some(profile_id) = d.credential_profile_id else {
+        return Ok(None);
+    };
+    let Some(p) = poller.credential_profile(profile_id).await? else {
+        return Ok(None);
+    };
+    if p.tenant_id != d.tenant_id {
+        return Err(Error::Decrypt);
+    }
     let s = env
-        .decrypt(poller, TenantId(row.tenant_id), device, &row.ciphertext)
+        .decrypt(poller, TenantId(p.tenant_id), p.id, &p.ciphertext)
         .await?;
     DeviceCredentials::from_plaintext(s.expose()).map(Some)
+}
+
+/// Stores (encrypted) the credentials of a credential profile of the transaction's tenant;
+/// the profile row must exist.
+pub async fn set_profile_credentials(
+    env: &Envelope,
+    tx: &TenantTx,
+    profile: Uuid,
+    creds: &DeviceCredentials,
+) -> Result<()> {
+    let ct = env.encrypt(tx, profile, &creds.to_plaintext()).await?;
+    let res = credential_profiles::Entity::update_many()
+        .col_expr(
+            credential_profiles::Column::Ciphertext,
+            sea_orm::sea_query::Expr::value(ct),
+        )
+        .col_expr(
+            credential_profiles::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(chrono::Utc::now()),
+        )
+        .filter(credential_profiles::Column::Id.eq(profile))
+        .exec(tx.conn())
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(Error::NotFound(format!("credential profile {profile}")));
+    }
+    Ok(())
 }
 
 /// The decrypted credentials of a device of the transaction's tenant.

@@ -13,7 +13,9 @@ use sea_orm::{
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
-use crate::entities::{api_keys, audit_log, device_credentials, devices, tenants, users};
+use crate::entities::{
+    api_keys, audit_log, credential_profiles, device_credentials, devices, tenants, users,
+};
 use crate::{Error, Result, SYSTEM_TENANT, TenantId};
 
 /// How to reach PostgreSQL as one of drover's roles.
@@ -402,6 +404,13 @@ impl PollerStore {
     /// [`crate::crypto::Envelope::decrypt_for_poller`].
     pub async fn device_credential(&self, id: Uuid) -> Result<Option<device_credentials::Model>> {
         Ok(device_credentials::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?)
+    }
+
+    /// A credential profile (encrypted); decrypt with the profile id as record id.
+    pub async fn credential_profile(&self, id: Uuid) -> Result<Option<credential_profiles::Model>> {
+        Ok(credential_profiles::Entity::find_by_id(id)
             .one(&self.db)
             .await?)
     }

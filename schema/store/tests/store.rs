@@ -521,3 +521,39 @@ async fn fleet_list_figures_at_100k_devices() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn poller_falls_back_to_the_devices_credential_profile() -> anyhow::Result<()> {
+    let db = TestDb::create().await?;
+    let store = Store::connect(&StoreConfig::new(db.app_url())).await?;
+    let (a, _) = two_tenants(&store).await?;
+    let env = Envelope::new(Arc::new(LocalKek::new(KEY1, &[])?));
+    let tx = store.begin(a).await?;
+    let profile = drover_store::entities::credential_profiles::ActiveModel {
+        id: sea_orm::ActiveValue::Set(Uuid::new_v4()),
+        tenant_id: sea_orm::ActiveValue::Set(a.0),
+        name: sea_orm::ActiveValue::Set("default".into()),
+        credential_type: sea_orm::ActiveValue::Set("routeros".into()),
+        ciphertext: sea_orm::ActiveValue::Set(vec![0]),
+        created_at: sea_orm::ActiveValue::Set(chrono::Utc::now()),
+        updated_at: sea_orm::ActiveValue::Set(chrono::Utc::now()),
+        ..Default::default()
+    };
+    let profile = sea_orm::ActiveModelTrait::insert(profile, tx.conn()).await?;
+    drover_store::crypto::set_profile_credentials(&env, &tx, profile.id, &creds("from-profile"))
+        .await?;
+    let d = queries::create_device(&tx, &NewDevice::new("p", "10.0.0.9")).await?;
+    devices::Entity::update_many()
+        .col_expr(
+            devices::Column::CredentialProfileId,
+            sea_orm::sea_query::Expr::value(profile.id),
+        )
+        .filter(devices::Column::Id.eq(d.id))
+        .exec(tx.conn())
+        .await?;
+    tx.commit().await?;
+    let poller = PollerStore::connect(&StoreConfig::new(db.poller_url())).await?;
+    let c = device_credentials_for_poller(&env, &poller, d.id).await?;
+    ensure!(c.is_some_and(|c| c.password.expose() == b"from-profile"));
+    Ok(())
+}

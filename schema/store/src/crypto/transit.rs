@@ -347,3 +347,116 @@ mod tests {
         assert!(parse_response(b"garbage").is_err());
     }
 }
+
+/// The HTTP exchange against an in-test stub that answers like Transit's documented
+/// encrypt/decrypt/keys endpoints. This checks our request framing and response handling
+/// only; it is **not** a test against OpenBao or Vault (none is available here).
+#[cfg(test)]
+mod stub_tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tokio::net::TcpListener;
+
+    async fn stub(seen: Arc<Mutex<Vec<String>>>) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut tmp = [0u8; 4096];
+                    // read head + body (Content-Length)
+                    loop {
+                        let n = s.read(&mut tmp).await.unwrap();
+                        buf.extend_from_slice(&tmp[..n]);
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("Content-Length: "))
+                                .and_then(|v| v.trim().parse().ok())
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + len {
+                                let body: serde_json::Value =
+                                    serde_json::from_slice(&buf[end + 4..end + 4 + len]).unwrap();
+                                let path = head.split_whitespace().nth(1).unwrap().to_owned();
+                                let authed = head.contains("X-Vault-Token: s.test-token");
+                                seen.lock().unwrap().push(path.clone());
+                                let reply = if !authed {
+                                    (403, serde_json::json!({"errors": ["permission denied"]}))
+                                } else if path.contains("/encrypt/") {
+                                    let p = body["plaintext"].as_str().unwrap();
+                                    (
+                                        200,
+                                        serde_json::json!({"data": {"ciphertext": format!("vault:v1:{p}")}}),
+                                    )
+                                } else if path.contains("/decrypt/") {
+                                    let c = body["ciphertext"].as_str().unwrap();
+                                    let p = c.strip_prefix("vault:v1:").unwrap();
+                                    (200, serde_json::json!({"data": {"plaintext": p}}))
+                                } else {
+                                    (204, serde_json::json!(null))
+                                };
+                                let body = if reply.0 == 204 {
+                                    String::new()
+                                } else {
+                                    reply.1.to_string()
+                                };
+                                let resp = format!(
+                                    "HTTP/1.1 {} X\r\nContent-Length: {}\r\n\r\n{}",
+                                    reply.0,
+                                    body.len(),
+                                    body
+                                );
+                                let _ = s.write_all(resp.as_bytes()).await;
+                                return;
+                            }
+                        }
+                        if n == 0 {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn wraps_and_unwraps_through_the_transit_endpoints() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let addr = stub(seen.clone()).await;
+        let kek = TransitKek::new(TransitConfig {
+            addr: addr.clone(),
+            token: Secret::new(b"s.test-token".to_vec()),
+            mount: "transit".into(),
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        let t = TenantId::new_random();
+        let dek = DataKey::generate().unwrap();
+        let w = kek.wrap(t, &dek).await.unwrap();
+        assert!(w.starts_with("transit:vault:v1:"));
+        assert_eq!(kek.unwrap(t, &w).await.unwrap().expose(), dek.expose());
+        let paths = seen.lock().unwrap().clone();
+        let name = format!("tenant_{}", t.0);
+        assert_eq!(
+            paths,
+            vec![
+                format!("/v1/transit/keys/{name}"),
+                format!("/v1/transit/encrypt/{name}"),
+                format!("/v1/transit/decrypt/{name}"),
+            ]
+        );
+        let bad = TransitKek::new(TransitConfig {
+            addr,
+            token: Secret::new(b"wrong".to_vec()),
+            mount: "transit".into(),
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        assert!(bad.wrap(t, &dek).await.is_err());
+        assert!(!format!("{bad:?}").contains("wrong"));
+    }
+}
