@@ -226,7 +226,24 @@ async fn migrate_on(
     result
 }
 
-/// Creates the three roles when missing (idempotent, race-safe) and sets any passwords given.
+/// Runs a role-changing statement, retrying a few times: concurrent changes to the shared
+/// role catalog from other databases can fail with "tuple concurrently updated".
+async fn exec_retrying(db: &impl ConnectionTrait, sql: &str) -> Result<(), Error> {
+    let mut attempt = 0;
+    loop {
+        match db.execute_unprepared(sql).await {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < 8 => {
+                tracing::debug!(error = %e, "retrying role statement");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(25 * attempt)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Creates the roles when missing (idempotent, race-safe) and sets any passwords given.
 /// Needs a connection whose user has CREATEROLE (or is a superuser).
 pub async fn ensure_roles(db: &impl ConnectionTrait, roles: &Roles) -> Result<(), Error> {
     roles.validate()?;
@@ -260,33 +277,34 @@ pub async fn ensure_roles(db: &impl ConnectionTrait, roles: &Roles) -> Result<()
         );
         // Concurrent CREATE ROLE in other databases can still fail with "tuple concurrently
         // updated"; the role then exists, so a retry succeeds.
-        let mut attempt = 0;
-        loop {
-            match db.execute_unprepared(&create).await {
-                Ok(_) => break,
-                Err(e) if attempt < 5 => {
-                    tracing::debug!(role = %name, error = %e, "retrying role creation");
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        exec_retrying(db, &create).await?;
         if let Some(pw) = &spec.password {
-            db.execute_unprepared(&format!(
-                "ALTER ROLE \"{name}\" PASSWORD {}",
-                quote_literal(pw)
-            ))
+            exec_retrying(
+                db,
+                &format!("ALTER ROLE \"{name}\" PASSWORD {}", quote_literal(pw)),
+            )
             .await?;
         }
     }
     // Enforced on every run, also for roles that existed before: the app role must not
     // inherit the cross-tenant role's policies, and may only assume it explicitly.
-    db.execute_unprepared(&format!(
-        "ALTER ROLE \"{app}\" NOINHERIT; GRANT \"{xt}\" TO \"{app}\"",
-        app = roles.app.name,
-        xt = roles.cross_tenant.name
-    ))
+    exec_retrying(
+        db,
+        &format!(
+            "DO $$ BEGIN \
+               IF (SELECT rolinherit FROM pg_roles WHERE rolname = {app_lit}) THEN \
+                 ALTER ROLE \"{app}\" NOINHERIT; \
+               END IF; \
+               IF NOT pg_has_role({app_lit}, {xt_lit}, 'MEMBER') THEN \
+                 GRANT \"{xt}\" TO \"{app}\"; \
+               END IF; \
+             END $$",
+            app = roles.app.name,
+            xt = roles.cross_tenant.name,
+            app_lit = quote_literal(&roles.app.name),
+            xt_lit = quote_literal(&roles.cross_tenant.name),
+        ),
+    )
     .await?;
     Ok(())
 }
