@@ -634,6 +634,32 @@ pub async fn device_credentials(
     DeviceCredentials::from_plaintext(s.expose()).map(Some)
 }
 
+/// The key-encryption key the environment configures: OpenBao/Vault Transit when
+/// `OPENBAO_ADDR` is set (with `OPENBAO_TOKEN`, optional `OPENBAO_TRANSIT_MOUNT`), otherwise
+/// `local` from `CREDENTIAL_ENCRYPTION_KEY` (+ `CREDENTIAL_ENCRYPTION_KEY_PREVIOUS` during a
+/// rotation). `env` looks variables up (pass `|k| std::env::var(k).ok()`).
+pub fn kek_from_env(env: impl Fn(&str) -> Option<String>) -> Result<Arc<dyn KeyEncryptionKey>> {
+    if let Some(addr) = env("OPENBAO_ADDR").filter(|a| !a.is_empty()) {
+        let cfg = transit::TransitConfig {
+            addr,
+            token: Secret::new(env("OPENBAO_TOKEN").unwrap_or_default().into_bytes()),
+            mount: env("OPENBAO_TRANSIT_MOUNT").unwrap_or_else(|| "transit".into()),
+            timeout: Duration::from_secs(5),
+        };
+        return Ok(Arc::new(transit::TransitKek::new(cfg)?));
+    }
+    let cur = env("CREDENTIAL_ENCRYPTION_KEY").ok_or_else(|| {
+        Error::InsecureConfig(
+            "CREDENTIAL_ENCRYPTION_KEY is not set: set it to the output of \
+             `openssl rand -base64 32` (or configure OPENBAO_ADDR and OPENBAO_TOKEN)"
+                .into(),
+        )
+    })?;
+    let prev = env("CREDENTIAL_ENCRYPTION_KEY_PREVIOUS").unwrap_or_default();
+    let prev: Vec<&str> = prev.split(',').filter(|p| !p.trim().is_empty()).collect();
+    Ok(Arc::new(LocalKek::new(&cur, &prev)?))
+}
+
 /// Keys published in examples, documentation or the original product's defaults: refused in
 /// production.
 pub const KNOWN_DEFAULT_KEYS: &[&str] = &[
@@ -777,6 +803,21 @@ mod tests {
             ("CREDENTIAL_ENCRYPTION_KEY", GOOD),
         ]))
         .unwrap();
+    }
+
+    #[test]
+    fn kek_is_chosen_from_the_environment() {
+        let k = kek_from_env(env_of(&[("CREDENTIAL_ENCRYPTION_KEY", GOOD)])).unwrap();
+        assert!(k.kek_id().starts_with("local:"));
+        let k = kek_from_env(env_of(&[
+            ("CREDENTIAL_ENCRYPTION_KEY", GOOD),
+            ("OPENBAO_ADDR", "https://bao:8200"),
+            ("OPENBAO_TOKEN", "s.x"),
+        ]))
+        .unwrap();
+        assert!(k.kek_id().starts_with("transit:"));
+        assert!(!format!("{k:?}").contains("s.x"));
+        assert!(kek_from_env(env_of(&[])).is_err());
     }
 
     #[test]

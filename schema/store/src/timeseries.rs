@@ -36,6 +36,28 @@ impl Default for Retention {
 }
 
 impl Retention {
+    /// From `DROVER_METRICS_RETENTION_DAYS` (1..=3650, default 90) and
+    /// `DROVER_PARTITIONS_AHEAD_DAYS` (1..=30, default 3).
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> crate::Result<Self> {
+        let num = |k: &str, d: u32, lo: u32, hi: u32| -> crate::Result<u32> {
+            match env(k) {
+                None => Ok(d),
+                Some(v) => v
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (lo..=hi).contains(n))
+                    .ok_or_else(|| {
+                        crate::Error::Invalid(format!("{k} must be {lo}..={hi}, not {v:?}"))
+                    }),
+            }
+        };
+        Ok(Self {
+            days: num("DROVER_METRICS_RETENTION_DAYS", 90, 1, 3650)?,
+            ahead_days: num("DROVER_PARTITIONS_AHEAD_DAYS", 3, 1, 30)?,
+        })
+    }
+
     /// The oldest instant a sample may carry and still be stored.
     pub fn oldest_accepted(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         day_start(now.date_naive() - ChronoDuration::days(i64::from(self.days)))
@@ -331,6 +353,22 @@ mod tests {
         assert_eq!(b(24 * 7), ChronoDuration::hours(1));
         assert_eq!(b(24 * 30), ChronoDuration::hours(6));
         assert_eq!(b(24 * 90), ChronoDuration::days(1));
+    }
+
+    #[test]
+    fn retention_reads_the_environment() {
+        let r =
+            Retention::from_env(|k| (k == "DROVER_METRICS_RETENTION_DAYS").then(|| "30".into()))
+                .unwrap();
+        assert_eq!(
+            r,
+            Retention {
+                days: 30,
+                ahead_days: 3
+            }
+        );
+        assert!(Retention::from_env(|_| Some("0".into())).is_err());
+        assert_eq!(Retention::from_env(|_| None).unwrap(), Retention::default());
     }
 
     #[test]
