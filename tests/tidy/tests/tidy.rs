@@ -60,16 +60,6 @@ fn workspace_graph() -> BTreeMap<String, Vec<(String, Option<String>)>> {
 /// Normal (non-dev) dependencies each crate may have on other workspace crates.
 /// Test-only crates (`routeros-sim`, `drover-tidy`) are allowed as dev-dependencies only.
 const ALLOWED: &[(&str, &[&str])] = &[
-    (
-        "drover-benches",
-        &[
-            "routeros-proto",
-            "routeros-client",
-            "drover-model",
-            "drover-device",
-            "drover-node",
-        ],
-    ),
     ("routeros-proto", &[]),
     ("routeros-client", &["routeros-proto"]),
     ("routeros-sim", &["routeros-proto"]),
@@ -81,6 +71,27 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "drover-node",
         &["drover-device", "drover-model", "routeros-client"],
+    ),
+    (
+        "drover-server",
+        &[
+            "drover-device",
+            "drover-model",
+            "drover-node",
+            "drover-store",
+            "drover-migration",
+            "routeros-client",
+        ],
+    ),
+    (
+        "drover-benches",
+        &[
+            "routeros-proto",
+            "routeros-client",
+            "drover-model",
+            "drover-device",
+            "drover-node",
+        ],
     ),
 ];
 

@@ -1,0 +1,207 @@
+//! Configuration of a node: command-line flags with environment fallbacks (the seed's
+//! names: `DATABASE_URL`, `NATS_URL`, `CREDENTIAL_ENCRYPTION_KEY`), validated once at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+/// A configuration value that cannot work; the process exits with code 64.
+#[derive(Debug)]
+pub(crate) struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where PostgreSQL is, as the roles drover uses.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct DatabaseArgs {
+    /// Owner or superuser URL, used for migrations (e.g. postgres://postgres@127.0.0.1:5432/drover).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/drover"
+    )]
+    pub(crate) database_url: String,
+    /// The application role's URL; default: DATABASE_URL with the user drover_app.
+    #[arg(long, env = "DROVER_APP_DATABASE_URL")]
+    pub(crate) app_database_url: Option<String>,
+    /// The poller role's URL; default: DATABASE_URL with the user drover_poller.
+    #[arg(long, env = "DROVER_POLLER_DATABASE_URL")]
+    pub(crate) poller_database_url: Option<String>,
+    /// Create the database named in DATABASE_URL when it does not exist.
+    #[arg(long, env = "DROVER_CREATE_DATABASE", default_value_t = true)]
+    pub(crate) create_database: bool,
+}
+
+impl DatabaseArgs {
+    pub(crate) fn app_url(&self) -> String {
+        self.app_database_url
+            .clone()
+            .unwrap_or_else(|| with_user(&self.database_url, "drover_app"))
+    }
+
+    pub(crate) fn poller_url(&self) -> String {
+        self.poller_database_url
+            .clone()
+            .unwrap_or_else(|| with_user(&self.database_url, "drover_poller"))
+    }
+
+    /// Creates the database if asked and missing, then applies pending migrations.
+    pub(crate) async fn migrate(&self) -> anyhow::Result<drover_migration::MigrateReport> {
+        if self.create_database {
+            create_database_if_missing(&self.database_url).await?;
+        }
+        Ok(drover_migration::migrate(
+            &self.database_url,
+            &drover_migration::MigrateOptions::default(),
+        )
+        .await?)
+    }
+}
+
+/// `postgres://user:pw@host/db` with the user replaced (and no password: trust or peer
+/// auth, or give the role URL explicitly).
+fn with_user(url: &str, user: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    format!("{}://{user}@{host}", &url[..scheme_end])
+}
+
+async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let (base, name) = url.rsplit_once('/').ok_or_else(|| {
+        ConfigError(format!(
+            "DATABASE_URL has no database name: {}",
+            drover_store::db::redact_url(url)
+        ))
+    })?;
+    let name = name.split('?').next().unwrap_or(name);
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(ConfigError(format!("unsupported database name {name:?}")).into());
+    }
+    let mut conn = sqlx::PgConnection::connect(&format!("{base}/postgres")).await?;
+    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&mut conn)
+        .await?;
+    if exists.is_none() {
+        // The owner role owns the database, and so (PostgreSQL 15+) its `public` schema,
+        // where the migrations create everything.
+        let owner = drover_migration::Roles::default().owner.name;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DO $$ BEGIN CREATE ROLE \"{owner}\" LOGIN; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        )))
+        .execute(&mut conn)
+        .await?;
+        // `name` was checked above to be [A-Za-z0-9_]+, and the role name is ours: no injection.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {name} OWNER \"{owner}\""
+        )))
+        .execute(&mut conn)
+        .await?;
+        tracing::info!(database = name, "created database");
+    }
+    Ok(())
+}
+
+/// Everything `drover run` needs.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct NodeConfig {
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+    /// NATS server with JetStream; events are buffered while it is unreachable.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub(crate) nats_url: String,
+    /// Where Prometheus metrics are served (`/metrics`).
+    #[arg(long, env = "DROVER_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    pub(crate) metrics_addr: SocketAddr,
+    /// Most TLS handshakes in progress at once.
+    #[arg(long, env = "DROVER_MAX_HANDSHAKES", default_value_t = 64)]
+    pub(crate) max_handshakes: usize,
+    /// CA bundle for devices in `verify` TLS mode (default: the system's).
+    #[arg(long, env = "DROVER_DEVICE_CA_BUNDLE")]
+    pub(crate) device_ca_bundle: Option<PathBuf>,
+    /// Full re-read of the device table, besides change notifications, every this many seconds.
+    #[arg(long, env = "DROVER_FULL_RELOAD_SECS", default_value_t = 300)]
+    pub(crate) full_reload_secs: u64,
+    /// Consecutive missed polls before a device is offline.
+    #[arg(long, env = "DROVER_OFFLINE_AFTER_MISSES", default_value_t = 3)]
+    pub(crate) offline_after_misses: u32,
+    /// `production` refuses known-insecure secrets.
+    #[arg(long, env = "DROVER_ENV", default_value = "development")]
+    pub(crate) environment: String,
+    /// Print a status line every this many seconds (0: never).
+    #[arg(long, env = "DROVER_STATUS_EVERY_SECS", default_value_t = 10)]
+    pub(crate) status_every_secs: u64,
+}
+
+impl NodeConfig {
+    /// Checks everything that can be checked before connecting anywhere.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(
+            self.environment.as_str(),
+            "production" | "development" | "test"
+        ) {
+            return Err(ConfigError(format!(
+                "DROVER_ENV must be production, development or test, not {:?}",
+                self.environment
+            )));
+        }
+        if self.max_handshakes == 0 {
+            return Err(ConfigError(
+                "DROVER_MAX_HANDSHAKES must be at least 1".into(),
+            ));
+        }
+        if !self.nats_url.starts_with("nats://") && !self.nats_url.starts_with("tls://") {
+            return Err(ConfigError(format!(
+                "NATS_URL must start with nats:// or tls://, got {:?}",
+                self.nats_url
+            )));
+        }
+        if self.environment == "production" {
+            drover_store::crypto::check_production_secrets(|k| std::env::var(k).ok())
+                .map_err(|e| ConfigError(e.to_string()))?;
+        }
+        if std::env::var("CREDENTIAL_ENCRYPTION_KEY").is_err() {
+            return Err(ConfigError(
+                "CREDENTIAL_ENCRYPTION_KEY is not set: set it to base64 of 32 random bytes (openssl rand -base64 32)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn full_reload(&self) -> Duration {
+        Duration::from_secs(self.full_reload_secs.max(10))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_urls_replace_the_user_and_drop_the_password() {
+        assert_eq!(
+            with_user(
+                "postgres://postgres:secret@127.0.0.1:5432/drover",
+                "drover_app"
+            ),
+            "postgres://drover_app@127.0.0.1:5432/drover"
+        );
+        assert_eq!(
+            with_user("postgres://127.0.0.1/drover", "drover_poller"),
+            "postgres://drover_poller@127.0.0.1/drover"
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! Where the node's devices come from: the `devices` table read with the poller role,
+//! credentials decrypted with the envelope keys, turned into `DeviceSpec`s. Changes arrive
+//! as PostgreSQL notifications (`drover_device_changes`, one per changed device id) and reach
+//! the running actor within about a second; a periodic full reload is the safety net.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_device::DeviceSpec;
+use drover_model::{DeviceId, TenantId};
+use drover_node::NodeMsg;
+use drover_store::PollerStore;
+use drover_store::crypto::{Envelope, device_credentials_for_poller};
+use drover_store::entities::devices;
+use ractor::ActorRef;
+use routeros_client::{Credentials, Fingerprint, TlsPolicy, Transport};
+use uuid::Uuid;
+
+/// The PostgreSQL notification channel the migration's triggers notify on.
+pub(crate) const CHANGES_CHANNEL: &str = "drover_device_changes";
+
+/// Reads devices for this node.
+#[derive(Clone)]
+pub(crate) struct DeviceSource {
+    pub(crate) poller: PollerStore,
+    pub(crate) envelope: Arc<Envelope>,
+    /// Policy for devices in `verify` mode.
+    pub(crate) verify: Option<TlsPolicy>,
+}
+
+impl DeviceSource {
+    /// Every device, in pages.
+    pub(crate) async fn load_all(&self) -> anyhow::Result<Vec<DeviceSpec>> {
+        let mut specs = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.poller.devices_page(after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            for row in page {
+                if let Some(spec) = self.spec(row).await {
+                    specs.push(spec);
+                }
+            }
+        }
+        Ok(specs)
+    }
+
+    /// One device, or `None` when it no longer exists.
+    pub(crate) async fn load_one(&self, id: Uuid) -> anyhow::Result<Option<DeviceSpec>> {
+        match self.poller.device(id).await? {
+            Some(row) => Ok(self.spec(row).await),
+            None => Ok(None),
+        }
+    }
+
+    async fn spec(&self, row: devices::Model) -> Option<DeviceSpec> {
+        let credentials = match device_credentials_for_poller(&self.envelope, &self.poller, row.id)
+            .await
+        {
+            Ok(Some(c)) => Credentials::new(
+                c.username.clone(),
+                String::from_utf8_lossy(c.password.expose()).into_owned(),
+            ),
+            // No credentials yet: the device shows as auth_failed until they are set.
+            Ok(None) => Credentials::new("", ""),
+            Err(e) => {
+                tracing::error!(device = %row.id, error = %e, "cannot decrypt device credentials; device not started");
+                return None;
+            }
+        };
+        let transport = match row.tls_mode.as_str() {
+            "plain" => Transport::Plain,
+            "verify" => match &self.verify {
+                Some(p) => Transport::Tls(p.clone()),
+                None => {
+                    tracing::error!(device = %row.id, "verify mode but no CA bundle could be loaded; device not started");
+                    return None;
+                }
+            },
+            _ => {
+                let mut policy = TlsPolicy::insecure();
+                if let Some(fp) = row
+                    .pinned_fingerprint
+                    .as_deref()
+                    .and_then(Fingerprint::parse)
+                {
+                    policy = policy.pinned(fp);
+                }
+                Transport::Tls(policy)
+            }
+        };
+        Some(DeviceSpec {
+            id: DeviceId(row.id),
+            tenant_id: TenantId(row.tenant_id),
+            host: row.address,
+            port: u16::try_from(row.api_port).ok(),
+            transport,
+            credentials,
+            poll_interval: Duration::from_secs(
+                u64::try_from(row.poll_interval_s).unwrap_or(60).max(1),
+            ),
+        })
+    }
+}
+
+/// Keeps the node's device set in step with the database until the node stops.
+pub(crate) async fn watch(
+    source: DeviceSource,
+    poller_url: String,
+    node: ActorRef<NodeMsg>,
+    full_reload: Duration,
+) {
+    loop {
+        // (Re)connect the listener first, then reload everything: no change can slip between.
+        let mut listener = match sqlx::postgres::PgListener::connect(&poller_url).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for device changes; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
+            tracing::warn!(error = %e, "LISTEN failed; retrying");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            continue;
+        }
+        if !reload(&source, &node).await {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            continue;
+        }
+        let mut ticker = tokio::time::interval(full_reload);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                n = listener.recv() => match n {
+                    Ok(n) => {
+                        let Ok(id) = n.payload().parse::<Uuid>() else {
+                            tracing::warn!(payload = n.payload(), "ignoring malformed device change notification");
+                            continue;
+                        };
+                        match source.load_one(id).await {
+                            Ok(Some(spec)) => { let _ = node.send_message(NodeMsg::Upsert(Box::new(spec))); }
+                            Ok(None) => { let _ = node.send_message(NodeMsg::Remove(DeviceId(id))); }
+                            Err(e) => tracing::warn!(device = %id, error = %e, "cannot load changed device"),
+                        }
+                        metrics::counter!("drover_device_changes_total").increment(1);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "device change listener lost; reconnecting");
+                        break;
+                    }
+                },
+                _ = ticker.tick() => { reload(&source, &node).await; }
+            }
+        }
+    }
+}
+
+async fn reload(source: &DeviceSource, node: &ActorRef<NodeMsg>) -> bool {
+    match source.load_all().await {
+        Ok(specs) => {
+            tracing::info!(devices = specs.len(), "device set loaded");
+            metrics::gauge!("drover_node_devices_assigned").set(specs.len() as f64);
+            node.send_message(NodeMsg::Reconcile(specs)).is_ok()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load devices");
+            false
+        }
+    }
+}

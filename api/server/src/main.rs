@@ -1,0 +1,86 @@
+//! `drover`: the node binary. `drover run` supervises the fleet stored in PostgreSQL;
+//! `drover migrate` applies the schema; `drover demo seed` fills a demo tenant with devices
+//! of a running simulator.
+
+mod config;
+mod demo;
+mod device_source;
+mod node;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{DatabaseArgs, NodeConfig};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "drover",
+    version,
+    about = "Supervises fleets of MikroTik RouterOS devices"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a node: migrate, load the devices, poll them, publish their events.
+    Run(NodeConfig),
+    /// Apply pending migrations (once per cluster, under an advisory lock).
+    Migrate(DatabaseArgs),
+    /// Demo helpers.
+    #[command(subcommand)]
+    Demo(demo::DemoCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    // One crypto provider for every TLS user in the process (device sessions, NATS, sqlx).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("drover: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(70);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Run(cfg) => {
+                cfg.validate()?;
+                node::run(cfg).await
+            }
+            Command::Migrate(db) => {
+                let report = db.migrate().await?;
+                println!(
+                    "applied {} migration(s): {:?}",
+                    report.applied.len(),
+                    report.applied
+                );
+                Ok(())
+            }
+            Command::Demo(cmd) => demo::run(cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("drover: {e:#}");
+            // 64 (EX_USAGE) for configuration errors, 1 otherwise.
+            if e.downcast_ref::<config::ConfigError>().is_some() {
+                std::process::ExitCode::from(64)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
+        }
+    }
+}

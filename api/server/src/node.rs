@@ -1,0 +1,175 @@
+//! `drover run`: wires one node together — migrations, metrics, the store, the recorder, the
+//! event fan-out, the actor tree and the device source — and shuts it down in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_device::DevicePolicy;
+use drover_model::Event;
+use drover_node::fanout::Fanout;
+use drover_node::hub::EventHub;
+use drover_node::publisher::{EventPublisher, PublisherConfig};
+use drover_node::{NodeArgs, NodeMsg, NodeSupervisor, RestartPolicy};
+use drover_store::crypto::{Envelope, LocalKek};
+use drover_store::recorder::{Record, Recorder, RecorderConfig};
+use drover_store::{PollerStore, Store, StoreConfig};
+use ractor::Actor;
+use routeros_client::TlsPolicy;
+
+use crate::config::NodeConfig;
+use crate::device_source::{self, DeviceSource};
+
+pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(cfg.metrics_addr)
+        .install()
+        .map_err(|e| anyhow::anyhow!("cannot serve metrics on {}: {e}", cfg.metrics_addr))?;
+
+    let report = cfg.database.migrate().await?;
+    if !report.applied.is_empty() {
+        tracing::info!(applied = ?report.applied, "migrations applied");
+    }
+    let store = Store::connect(&StoreConfig::new(cfg.database.app_url())).await?;
+    let poller = PollerStore::connect(&StoreConfig::new(cfg.database.poller_url())).await?;
+    let envelope = Arc::new(Envelope::new(Arc::new(LocalKek::from_env()?)));
+
+    let (recorder, recorder_task) = Recorder::spawn(&store, RecorderConfig::default());
+    let hub = EventHub::new(1024);
+    let publisher = EventPublisher::start(PublisherConfig {
+        nats_url: cfg.nats_url.clone(),
+        ..PublisherConfig::default()
+    });
+    let fanout = Fanout::new(hub, Some(publisher.clone()));
+    let sink_recorder = recorder.clone();
+    let events: drover_device::EventSink = Arc::new(move |event: Event| {
+        match &event {
+            Event::Metrics(m) => sink_recorder.record(Record::Metrics(m.clone())),
+            Event::DeviceStatus(s) => sink_recorder.record(Record::Status(s.clone())),
+            _ => {}
+        }
+        fanout.emit(event);
+    });
+
+    let policy = DevicePolicy {
+        offline_after_misses: cfg.offline_after_misses,
+        ..DevicePolicy::default()
+    };
+    let (node, node_task) = Actor::spawn(
+        Some("node".into()),
+        NodeSupervisor,
+        NodeArgs {
+            policy: Arc::new(policy),
+            restart: RestartPolicy::default(),
+            events,
+            max_concurrent_handshakes: cfg.max_handshakes,
+            epoch: 0,
+        },
+    )
+    .await?;
+
+    let verify = load_verify_policy(cfg.device_ca_bundle.as_deref());
+    let source = DeviceSource {
+        poller,
+        envelope,
+        verify,
+    };
+    let watcher = tokio::spawn(device_source::watch(
+        source,
+        cfg.database.poller_url(),
+        node.clone(),
+        cfg.full_reload(),
+    ));
+    let status = tokio::spawn(print_status(
+        node.clone(),
+        publisher.clone(),
+        recorder.clone(),
+        cfg.status_every_secs,
+    ));
+
+    tracing::info!(metrics = %cfg.metrics_addr, nats = %cfg.nats_url, "drover node running");
+    wait_for_shutdown_signal().await;
+    tracing::info!("shutting down: stopping device actors, flushing events");
+
+    // Order: stop taking changes, stop devices (closing sessions), flush events and samples.
+    watcher.abort();
+    status.abort();
+    node.stop(Some("node shutting down".into()));
+    let _ = tokio::time::timeout(Duration::from_secs(30), node_task).await;
+    publisher.shutdown(Duration::from_secs(5)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), recorder.flush()).await;
+    recorder.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), recorder_task).await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn load_verify_policy(bundle: Option<&std::path::Path>) -> Option<TlsPolicy> {
+    let path = bundle.unwrap_or_else(|| std::path::Path::new("/etc/ssl/certs/ca-certificates.crt"));
+    match std::fs::read(path) {
+        Ok(pem) => match TlsPolicy::verify_with_ca_pem(&pem) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "unusable CA bundle: devices in verify mode will not start");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "no CA bundle: devices in verify mode will not start");
+            None
+        }
+    }
+}
+
+async fn print_status(
+    node: ractor::ActorRef<NodeMsg>,
+    publisher: EventPublisher,
+    recorder: drover_store::recorder::RecorderHandle,
+    every: u64,
+) {
+    if every == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(every));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Ok(summary) = ractor::call_t!(node, NodeMsg::Summary, 10_000) else {
+            continue;
+        };
+        let p = publisher.stats();
+        let r = recorder.stats();
+        tracing::info!(
+            devices = summary.devices,
+            running = summary.running,
+            quarantined = summary.quarantined.len(),
+            events_acked = p.acked,
+            events_buffered = p.buffered,
+            events_dropped = p.dropped,
+            nats_connected = p.connected,
+            recorder = ?r,
+            "status"
+        );
+    }
+}
+
+async fn wait_for_shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
