@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
 # deploy/quickstart.sh — drover's main job on one machine (README: `bash deploy/quickstart.sh`).
 #
-# What it does, in order (each a function below, so later stages can swap parts):
+# What it does, in order (each a function below):
 #   1. ensure_services   PostgreSQL, Redis, NATS+JetStream up (deploy/lib/services.sh)
-#   2. build             cargo build --release -p routeros-sim   (and the poller, if present)
+#   2. build             cargo build --release -p drover-server -p routeros-sim
 #   3. start_fleet       drover-sim --devices $DEVICES --ready-file <run dir>/sim-ready.json
 #   4. wait_fleet_ready  until the simulator writes {"ready":true,...} (bounded)
-#   5. poll_fleet        runs the fleet poller (routeros-client's example poll_fleet, given
-#                        --first/--devices/--ca from the ready line) in the foreground; where
-#                        that example does not exist, keeps the fleet up and says so
+#   5. seed_tenant       drover demo seed: a "demo" tenant whose devices are the simulated
+#                        routers (credentials stored encrypted, like any device's)
+#   6. run_node          drover run in the foreground: migrations, the device actors (one
+#                        persistent TLS session per router), events to NATS JetStream,
+#                        samples to PostgreSQL, Prometheus metrics on 127.0.0.1:9464/metrics
+#   7. report            device counts by status, from PostgreSQL
 # Ctrl-C (or the end of --duration) stops everything; the simulator is always killed on exit.
 #
-# Usage: bash deploy/quickstart.sh [--devices N] [--duration SECS] [--no-build] [-- POLLER ARGS...]
-#   POLLER ARGS go to poll_fleet after the derived ones (e.g. -- --interval 5).
+# Usage: bash deploy/quickstart.sh [--devices N] [--duration SECS] [--interval SECS] [--no-build]
 # Environment:
 #   DEVICES            simulated devices (default 200)
 #   DURATION           stop after this many seconds (default: run until Ctrl-C; 60 when CI=true)
+#   INTERVAL           poll interval in seconds (default 10; the schema's minimum is 5)
 #   SIM_ARGS           extra arguments for drover-sim (e.g. "--seed 7 --plain")
-#   DROVER_SIM_BIN     simulator binary (default $CARGO_TARGET_DIR/release/drover-sim)
-#   DROVER_RUN_DIR     where the ready file, CA and logs go (default ~/.cache/drover/quickstart)
+#   DATABASE_URL       default postgres://postgres@127.0.0.1:5432/drover
+#   CREDENTIAL_ENCRYPTION_KEY  default: a key generated once into the run dir (demo only)
+#   DROVER_RUN_DIR     where the ready file, CA, key and logs go (default ~/.cache/drover/quickstart)
 #   CARGO_TARGET_DIR   default ~/.cache/drover/target (shared with deploy/test.sh)
 set -euo pipefail
 
@@ -31,16 +35,17 @@ source "$ROOT/deploy/lib/services.sh"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/drover/target}"
 DEVICES="${DEVICES:-200}"
 DURATION="${DURATION:-}"
+INTERVAL="${INTERVAL:-10}"
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/drover}"
 SIM_ARGS="${SIM_ARGS:-}"
 RUN_DIR="${DROVER_RUN_DIR:-$HOME/.cache/drover/quickstart}"
 READY_FILE="$RUN_DIR/sim-ready.json"
 CA_FILE="$RUN_DIR/sim-ca.pem"
 SIM_LOG="$RUN_DIR/sim.log"
 SIM_BIN="${DROVER_SIM_BIN:-$CARGO_TARGET_DIR/release/drover-sim}"
+DROVER_BIN="$CARGO_TARGET_DIR/release/drover"
 BUILD=1
-POLLER_SRC="$ROOT/actors/routeros-client/examples/poll_fleet.rs"
 READY_TIMEOUT="${READY_TIMEOUT:-120}"
-POLLER_ARGS=()
 SIM_PID=
 
 say() { printf '\n==> %s\n' "$*"; }
@@ -56,9 +61,10 @@ parse_args() {
         --devices=*) DEVICES=${1#*=}; shift ;;
         --duration) DURATION=$2; shift 2 ;;
         --duration=*) DURATION=${1#*=}; shift ;;
+        --interval) INTERVAL=$2; shift 2 ;;
+        --interval=*) INTERVAL=${1#*=}; shift ;;
         --no-build) BUILD=; shift ;;
         -h | --help) usage; exit 0 ;;
-        --) shift; POLLER_ARGS=("$@"); break ;;
         *) echo "quickstart: unknown argument '$1' (try --help)" >&2; exit 2 ;;
         esac
     done
@@ -84,12 +90,8 @@ cleanup() {
 }
 
 build() {
-    say "building the simulator: cargo build --release -p routeros-sim"
-    cargo build --release -p routeros-sim --bin drover-sim </dev/null
-    if [[ -f $POLLER_SRC ]]; then
-        say "building the fleet poller: cargo build --release -p routeros-client --example poll_fleet"
-        cargo build --release -p routeros-client --example poll_fleet </dev/null
-    fi
+    say "building drover and the simulator: cargo build --release -p drover-server -p routeros-sim"
+    cargo build --release -p drover-server --bin drover -p routeros-sim --bin drover-sim </dev/null
 }
 
 start_fleet() {
@@ -127,48 +129,44 @@ wait_fleet_ready() {
     say "fleet ready: $(ready_field devices) devices from $(ready_field first), control at $(ready_field control), CA $(ready_field ca)"
 }
 
-# Waits for the simulator (or the duration) when there is no poller yet.
-hold_fleet() {
-    if [[ -n $DURATION ]]; then
-        echo "keeping the fleet up for ${DURATION}s"
-        local deadline=$((SECONDS + DURATION))
-        while ((SECONDS < deadline)) && kill -0 "$SIM_PID" 2>/dev/null; do
-            sleep 1
-        done
-    else
-        echo "keeping the fleet up until Ctrl-C"
-        wait "$SIM_PID"
+# A demo key, made once and kept with the run files; production sets its own.
+credential_key() {
+    if [[ -z ${CREDENTIAL_ENCRYPTION_KEY:-} ]]; then
+        local key_file="$RUN_DIR/credential.key"
+        if [[ ! -s $key_file ]]; then
+            (umask 077 && head -c 32 /dev/urandom | base64 >"$key_file")
+        fi
+        CREDENTIAL_ENCRYPTION_KEY=$(cat "$key_file")
     fi
+    export CREDENTIAL_ENCRYPTION_KEY
 }
 
-poll_fleet() {
-    if [[ ! -f $POLLER_SRC ]]; then
-        say "the fleet poller is not built yet (no actors/routeros-client/examples/poll_fleet.rs)"
-        hold_fleet
-        return 0
-    fi
-    # The poller learns the fleet from the simulator's ready line.
-    local args=(--first "$(ready_field first)" --devices "$(ready_field devices)")
-    local ca
-    ca=$(ready_field ca)
-    if [[ -n $ca && -f $ca ]]; then
-        args+=(--ca "$ca")
-    fi
-    if [[ -n $DURATION ]]; then
-        args+=(--duration "$DURATION")
-    fi
-    local cmd=(cargo run --release -p routeros-client --example poll_fleet -- "${args[@]}"
-        "${POLLER_ARGS[@]}")
-    say "polling the fleet (Ctrl-C stops): ${cmd[*]}"
-    # No timeout around it: cargo may still compile first, and the poller stops itself after
-    # --duration (or on Ctrl-C, which reaches it directly as it runs in the foreground).
+seed_tenant() {
+    say "seeding the demo tenant with $(ready_field devices) devices (poll every ${INTERVAL}s)"
+    "$DROVER_BIN" demo seed --tenant demo --devices "$(ready_field devices)" \
+        --first "$(ready_field first)" --port "$(ready_field tls_port)" --interval "$INTERVAL" </dev/null
+}
+
+run_node() {
+    local args=(run)
+    say "running the drover node (Ctrl-C stops): metrics at http://127.0.0.1:9464/metrics," \
+        "events on NATS subjects device.status.> and metrics.sample.>, fleet in PostgreSQL ($DATABASE_URL)"
     local rc=0
-    "${cmd[@]}" </dev/null || rc=$?
-    # Ctrl-C (130) is a normal way for the poller to end here.
-    if ((rc == 130)); then
-        rc=0
+    if [[ -n $DURATION ]]; then
+        timeout --signal=TERM --kill-after=60 "$DURATION" "$DROVER_BIN" "${args[@]}" </dev/null || rc=$?
+        # timeout's 124 is the planned end of the run.
+        if ((rc == 124)); then rc=0; fi
+    else
+        "$DROVER_BIN" "${args[@]}" </dev/null || rc=$?
     fi
+    if ((rc == 130)); then rc=0; fi
     return $rc
+}
+
+report() {
+    say "devices by status in PostgreSQL"
+    psql "$DATABASE_URL" -At -c "SELECT status, count(*) FROM devices GROUP BY status ORDER BY status" \
+        2>/dev/null || echo "(psql not available)"
 }
 
 main() {
@@ -181,9 +179,13 @@ main() {
     if [[ -n $BUILD ]]; then
         build
     fi
+    mkdir -p "$RUN_DIR"
+    credential_key
     start_fleet
     wait_fleet_ready
-    poll_fleet
+    seed_tenant
+    run_node
+    report
     say "done"
 }
 

@@ -47,6 +47,14 @@ impl DatabaseArgs {
             .unwrap_or_else(|| with_user(&self.database_url, "drover_app"))
     }
 
+    /// The owner role's URL, for partition maintenance (DDL on the owner's tables).
+    pub(crate) fn owner_url(&self) -> String {
+        with_user(
+            &self.database_url,
+            &drover_migration::Roles::default().owner.name,
+        )
+    }
+
     pub(crate) fn poller_url(&self) -> String {
         self.poller_database_url
             .clone()

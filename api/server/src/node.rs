@@ -12,6 +12,7 @@ use drover_node::publisher::{EventPublisher, PublisherConfig};
 use drover_node::{NodeArgs, NodeMsg, NodeSupervisor, RestartPolicy};
 use drover_store::crypto::{Envelope, LocalKek};
 use drover_store::recorder::{Record, Recorder, RecorderConfig};
+use drover_store::timeseries::{Maintenance, Retention};
 use drover_store::{PollerStore, Store, StoreConfig};
 use ractor::Actor;
 use routeros_client::TlsPolicy;
@@ -29,6 +30,25 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     if !report.applied.is_empty() {
         tracing::info!(applied = ?report.applied, "migrations applied");
     }
+    // Sample partitions exist ahead of time and old ones are dropped: now, then hourly.
+    let retention = Retention::from_env(|k| std::env::var(k).ok())?;
+    let maintenance = Maintenance::connect(&cfg.database.owner_url(), retention).await?;
+    let report = maintenance.run(chrono::Utc::now()).await?;
+    tracing::info!(
+        created = report.created.len(),
+        dropped = report.dropped.len(),
+        "partition maintenance"
+    );
+    let maintenance_task = tokio::spawn(async move {
+        let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+        hourly.tick().await;
+        loop {
+            hourly.tick().await;
+            if let Err(e) = maintenance.run(chrono::Utc::now()).await {
+                tracing::warn!(error = %e, "partition maintenance failed; retrying in an hour");
+            }
+        }
+    });
     let store = Store::connect(&StoreConfig::new(cfg.database.app_url())).await?;
     let poller = PollerStore::connect(&StoreConfig::new(cfg.database.poller_url())).await?;
     let envelope = Arc::new(Envelope::new(Arc::new(LocalKek::from_env()?)));
@@ -93,6 +113,7 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     // Order: stop taking changes, stop devices (closing sessions), flush events and samples.
     watcher.abort();
     status.abort();
+    maintenance_task.abort();
     node.stop(Some("node shutting down".into()));
     let _ = tokio::time::timeout(Duration::from_secs(30), node_task).await;
     publisher.shutdown(Duration::from_secs(5)).await;

@@ -150,6 +150,16 @@ async fn node_polls_the_stored_fleet_and_follows_database_changes() {
         .await[0][0]
             == "10"
     ));
+    // Samples land in the time-partitioned tables.
+    assert!(eventually!(
+        Duration::from_secs(15),
+        psql(
+            &db_url,
+            "SELECT (count(*) > 0)::text FROM interface_samples"
+        )
+        .await[0][0]
+            == "true"
+    ));
     // Status events reach NATS on the documented subject with the documented payload.
     let msg = tokio::time::timeout(Duration::from_secs(10), status_events.next())
         .await
