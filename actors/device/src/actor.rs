@@ -269,7 +269,16 @@ impl DeviceState {
         metrics::gauge!("drover_devices", "status" => from.as_str()).decrement(1.0);
         metrics::gauge!("drover_devices", "status" => to.as_str()).increment(1.0);
         metrics::counter!("drover_device_status_changes_total", "to" => to.as_str()).increment(1);
-        tracing::info!(device = %self.args.spec.id, %from, %to, reason = reason.as_deref().unwrap_or(""), "device status changed");
+        // Coming online is routine (thousands at start); losing a device is news.
+        let reason_text = reason.as_deref().unwrap_or("");
+        match to {
+            DeviceStatus::Online | DeviceStatus::Connecting => {
+                tracing::debug!(device = %self.args.spec.id, %from, %to, "device status changed");
+            }
+            _ => {
+                tracing::info!(device = %self.args.spec.id, %from, %to, reason = reason_text, "device status changed");
+            }
+        }
         self.emit_status_event(Some(from), to, reason);
     }
 
