@@ -7,6 +7,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use drover_testkit::eventually;
+
 use drover_device::{
     DeviceActor, DeviceArgs, DeviceMsg, DevicePolicy, DeviceSnapshot, DeviceSpec, Progress,
 };
@@ -106,22 +108,6 @@ impl Harness {
 
 async fn snapshot(actor: &ActorRef<DeviceMsg>) -> DeviceSnapshot {
     ractor::call_t!(actor, DeviceMsg::Snapshot, 2_000).expect("snapshot")
-}
-
-/// Polls an async condition until it holds or the deadline passes.
-macro_rules! eventually {
-    ($within:expr, $cond:expr) => {{
-        let deadline = tokio::time::Instant::now() + $within;
-        loop {
-            if $cond {
-                break true;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                break false;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }};
 }
 
 #[tokio::test]

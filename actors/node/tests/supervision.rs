@@ -7,27 +7,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use drover_testkit::eventually;
+
 use drover_device::{DevicePolicy, DeviceSpec};
 use drover_model::{DeviceId, DeviceStatus, Event, TenantId};
 use drover_node::{NodeArgs, NodeMsg, NodeSummary, NodeSupervisor, RestartPolicy, device_ref};
 use ractor::{Actor, ActorRef};
 use routeros_client::{Credentials, Transport};
 use routeros_sim::{Fleet, SimConfig};
-
-macro_rules! eventually {
-    ($within:expr, $cond:expr) => {{
-        let deadline = tokio::time::Instant::now() + $within;
-        loop {
-            if $cond {
-                break true;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                break false;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }};
-}
 
 struct Node {
     fleet: Fleet,

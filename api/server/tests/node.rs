@@ -8,25 +8,12 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use drover_testkit::eventually;
+
 use futures_util::StreamExt;
 use routeros_sim::{Fleet, SimConfig};
 
 const KEY: &str = "q6mBvX5r1qZ6w0yqz8l2Lw9yJ3m0o5Xo7s0YV3n1kTQ=";
-
-macro_rules! eventually {
-    ($within:expr, $cond:expr) => {{
-        let deadline = tokio::time::Instant::now() + $within;
-        loop {
-            if $cond {
-                break true;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                break false;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }};
-}
 
 struct KillOnDrop(Child);
 

@@ -65,6 +65,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("routeros-sim", &["routeros-proto"]),
     ("drover-tidy", &[]),
     ("drover-model", &[]),
+    ("drover-testkit", &[]),
     ("drover-migration", &[]),
     ("drover-store", &["drover-model", "drover-migration"]),
     ("drover-device", &["routeros-client", "drover-model"]),
@@ -95,7 +96,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
 ];
 
-const TEST_ONLY: &[&str] = &["routeros-sim", "drover-tidy"];
+const TEST_ONLY: &[&str] = &["routeros-sim", "drover-tidy", "drover-testkit"];
 
 #[test]
 fn crate_graph_follows_the_architecture() {
