@@ -92,7 +92,7 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
             let mut d = NewDevice::new(format!("sim-{address}"), address.to_string());
             d.api_port = args.port;
             d.tls_mode = "insecure".into();
-            d.poll_interval_s = args.interval.max(5);
+            d.poll_interval_s = Some(args.interval.max(5));
             let device = create_device(&tx, &d).await?;
             let creds = DeviceCredentials {
                 username: args.user.clone(),

@@ -18,6 +18,10 @@ use uuid::Uuid;
 
 /// The PostgreSQL notification channel the migration's triggers notify on.
 pub(crate) const CHANGES_CHANNEL: &str = "drover_device_changes";
+/// Notified with a tenant id when the tenant's default poll interval changes.
+pub(crate) const TENANT_CHANGES_CHANNEL: &str = "drover_tenant_changes";
+/// Poll interval when neither the device nor its tenant sets one.
+const DEFAULT_POLL_INTERVAL_S: i32 = 60;
 
 /// Reads devices for this node.
 #[derive(Clone)]
@@ -31,6 +35,7 @@ pub(crate) struct DeviceSource {
 impl DeviceSource {
     /// Every device, in pages.
     pub(crate) async fn load_all(&self) -> anyhow::Result<Vec<DeviceSpec>> {
+        let intervals = self.poller.tenant_poll_intervals().await?;
         let mut specs = Vec::new();
         let mut after = None;
         loop {
@@ -38,7 +43,8 @@ impl DeviceSource {
             let Some(last) = page.last() else { break };
             after = Some(last.id);
             for row in page {
-                if let Some(spec) = self.spec(row).await {
+                let tenant_default = intervals.get(&row.tenant_id).copied();
+                if let Some(spec) = self.spec(row, tenant_default).await {
                     specs.push(spec);
                 }
             }
@@ -49,12 +55,15 @@ impl DeviceSource {
     /// One device, or `None` when it no longer exists.
     pub(crate) async fn load_one(&self, id: Uuid) -> anyhow::Result<Option<DeviceSpec>> {
         match self.poller.device(id).await? {
-            Some(row) => Ok(self.spec(row).await),
+            Some(row) => {
+                let tenant_default = self.poller.tenant_poll_interval(row.tenant_id).await?;
+                Ok(self.spec(row, tenant_default).await)
+            }
             None => Ok(None),
         }
     }
 
-    async fn spec(&self, row: devices::Model) -> Option<DeviceSpec> {
+    async fn spec(&self, row: devices::Model, tenant_default: Option<i32>) -> Option<DeviceSpec> {
         let credentials = match device_credentials_for_poller(&self.envelope, &self.poller, row.id)
             .await
         {
@@ -97,8 +106,15 @@ impl DeviceSource {
             port: u16::try_from(row.api_port).ok(),
             transport,
             credentials,
+            // The device's own interval, else its tenant's default.
             poll_interval: Duration::from_secs(
-                u64::try_from(row.poll_interval_s).unwrap_or(60).max(1),
+                u64::try_from(
+                    row.poll_interval_s
+                        .or(tenant_default)
+                        .unwrap_or(DEFAULT_POLL_INTERVAL_S),
+                )
+                .unwrap_or(60)
+                .max(1),
             ),
         })
     }
@@ -121,7 +137,10 @@ pub(crate) async fn watch(
                 continue;
             }
         };
-        if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
+        if let Err(e) = listener
+            .listen_all([CHANGES_CHANNEL, TENANT_CHANGES_CHANNEL])
+            .await
+        {
             tracing::warn!(error = %e, "LISTEN failed; retrying");
             tokio::time::sleep(Duration::from_secs(2)).await;
             continue;
@@ -135,6 +154,10 @@ pub(crate) async fn watch(
         loop {
             tokio::select! {
                 n = listener.recv() => match n {
+                    Ok(n) if n.channel() == TENANT_CHANGES_CHANNEL => {
+                        // A tenant's default interval changed: rare, so re-read everything.
+                        reload(&source, &node).await;
+                    }
                     Ok(n) => {
                         let Ok(id) = n.payload().parse::<Uuid>() else {
                             tracing::warn!(payload = n.payload(), "ignoring malformed device change notification");

@@ -26,6 +26,7 @@ use sea_orm_migration::sea_orm::{
 
 mod m20261127_000001_initial;
 mod m20261127_000002_device_change_notify;
+mod m20261127_000003_tenant_poll_interval;
 
 /// The ordered, frozen list of drover's migrations.
 #[derive(Debug)]
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_initial::Migration),
             Box::new(m20261127_000002_device_change_notify::Migration),
+            Box::new(m20261127_000003_tenant_poll_interval::Migration),
         ]
     }
 }

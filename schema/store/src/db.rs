@@ -396,6 +396,41 @@ impl PollerStore {
         Ok(q.limit(limit).all(&self.db).await?)
     }
 
+    /// Every tenant's default poll interval in seconds (the poller may read only these).
+    pub async fn tenant_poll_intervals(&self) -> Result<std::collections::HashMap<Uuid, i32>> {
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT id, default_poll_interval_s FROM tenants",
+            ))
+            .await?;
+        let mut out = std::collections::HashMap::with_capacity(rows.len());
+        for r in rows {
+            out.insert(
+                r.try_get_by_index::<Uuid>(0)?,
+                r.try_get_by_index::<i32>(1)?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// One tenant's default poll interval in seconds.
+    pub async fn tenant_poll_interval(&self, tenant: Uuid) -> Result<Option<i32>> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT default_poll_interval_s FROM tenants WHERE id = $1",
+                [tenant.into()],
+            ))
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get_by_index::<i32>(0)?),
+            None => None,
+        })
+    }
+
     pub async fn device(&self, id: Uuid) -> Result<Option<devices::Model>> {
         Ok(devices::Entity::find_by_id(id).one(&self.db).await?)
     }

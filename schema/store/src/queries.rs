@@ -130,7 +130,8 @@ pub struct NewDevice {
     pub address: String,
     pub api_port: u16,
     pub tls_mode: String,
-    pub poll_interval_s: u32,
+    /// `None`: follow the tenant's default interval.
+    pub poll_interval_s: Option<u32>,
     pub site_id: Option<Uuid>,
 }
 
@@ -141,7 +142,7 @@ impl NewDevice {
             address: address.into(),
             api_port: 8729,
             tls_mode: "verify".into(),
-            poll_interval_s: 60,
+            poll_interval_s: None,
             site_id: None,
         }
     }
@@ -164,7 +165,10 @@ pub async fn create_device(tx: &TenantTx, d: &NewDevice) -> Result<devices::Mode
             "tls_mode must be verify, insecure or plain".into(),
         ));
     }
-    if !(5..=86_400).contains(&d.poll_interval_s) || d.api_port == 0 {
+    if d.poll_interval_s
+        .is_some_and(|s| !(5..=86_400).contains(&s))
+        || d.api_port == 0
+    {
         return Err(Error::Invalid(
             "poll interval 5..86400 s, port 1..65535".into(),
         ));
@@ -177,7 +181,7 @@ pub async fn create_device(tx: &TenantTx, d: &NewDevice) -> Result<devices::Mode
         address: Set(d.address.trim().to_owned()),
         api_port: Set(i32::from(d.api_port)),
         tls_mode: Set(d.tls_mode.clone()),
-        poll_interval_s: Set(d.poll_interval_s as i32),
+        poll_interval_s: Set(d.poll_interval_s.map(|s| s as i32)),
         site_id: Set(d.site_id),
         status: Set(DeviceStatus::Connecting.as_str().to_owned()),
         created_at: Set(now),

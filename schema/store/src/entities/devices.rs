@@ -15,7 +15,8 @@ pub struct Model {
     pub tls_mode: String,
     /// Lowercase hex SHA-256 of the device certificate, when pinned.
     pub pinned_fingerprint: Option<String>,
-    pub poll_interval_s: i32,
+    /// Seconds; `None` means the tenant's `default_poll_interval_s`.
+    pub poll_interval_s: Option<i32>,
     pub site_id: Option<Uuid>,
     pub credential_profile_id: Option<Uuid>,
     /// A `drover_model::DeviceStatus` in snake_case.

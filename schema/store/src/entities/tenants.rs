@@ -10,6 +10,8 @@ pub struct Model {
     pub name: String,
     pub description: Option<String>,
     pub contact_email: Option<String>,
+    /// Poll interval of the tenant's devices that set none themselves.
+    pub default_poll_interval_s: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
