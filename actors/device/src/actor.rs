@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::config::{DevicePolicy, DeviceSpec};
-use crate::messages::{CommandError, DeviceMsg, DeviceSnapshot};
+use crate::messages::{CommandError, DeviceMsg, DeviceSnapshot, PollFinished};
 use crate::poll::{self, Baseline, Facts, PollPlan, Radios};
 use crate::state::{Effect, Input, Machine};
 
@@ -209,21 +209,24 @@ impl Actor for DeviceActor {
                 }
             }
             DeviceMsg::ConnectFinished { generation, result } => {
-                state.on_connected(&myself, generation, result);
+                state.on_connected(&myself, generation, *result);
             }
             DeviceMsg::PollDue => state.on_poll_due(&myself),
-            DeviceMsg::PollFinished {
-                generation,
-                plan,
-                layout,
-                results,
-                started,
-            } => state.on_poll_finished(&myself, generation, plan, layout, results, started),
+            DeviceMsg::PollFinished(done) => {
+                let PollFinished {
+                    generation,
+                    plan,
+                    layout,
+                    results,
+                    started,
+                } = *done;
+                state.on_poll_finished(&myself, generation, plan, layout, results, started);
+            }
             DeviceMsg::Execute {
                 command,
                 timeout,
                 reply,
-            } => state.execute(command, timeout, reply),
+            } => state.execute(*command, timeout, reply),
             DeviceMsg::UpdateSpec(spec) => state.update_spec(&myself, *spec),
             DeviceMsg::Snapshot(reply) => {
                 let _ = reply.send(state.snapshot());
@@ -335,7 +338,10 @@ impl DeviceState {
                 let _permit = handshakes.acquire_owned().await;
                 routeros_client::connect(&options).await
             };
-            let _ = me.send_message(DeviceMsg::ConnectFinished { generation, result });
+            let _ = me.send_message(DeviceMsg::ConnectFinished {
+                generation,
+                result: Box::new(result),
+            });
         });
     }
 
@@ -455,13 +461,13 @@ impl DeviceState {
             let results = client
                 .execute_pipelined_with_timeout(commands, timeout)
                 .await;
-            let _ = me.send_message(DeviceMsg::PollFinished {
+            let _ = me.send_message(DeviceMsg::PollFinished(Box::new(PollFinished {
                 generation,
                 plan,
                 layout,
                 results,
                 started,
-            });
+            })));
         });
     }
 

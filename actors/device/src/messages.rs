@@ -14,23 +14,19 @@ use crate::poll::{Facts, Layout, PollPlan};
 /// in tasks, tagged with the session generation they belong to so stale results are ignored.
 pub enum DeviceMsg {
     /// Open a session (sent by the back-off timer).
-    Connect { generation: u64 },
+    Connect {
+        generation: u64,
+    },
     ConnectFinished {
         generation: u64,
-        result: Result<Client, ClientError>,
+        result: Box<Result<Client, ClientError>>,
     },
     /// A poll slot is due.
     PollDue,
-    PollFinished {
-        generation: u64,
-        plan: PollPlan,
-        layout: Layout,
-        results: Vec<Result<Response, ClientError>>,
-        started: Instant,
-    },
+    PollFinished(Box<PollFinished>),
     /// Run a command for an operator or integration, beside polling, on the same session.
     Execute {
-        command: Command,
+        command: Box<Command>,
         timeout: Duration,
         reply: RpcReplyPort<Result<Response, CommandError>>,
     },
@@ -38,6 +34,18 @@ pub enum DeviceMsg {
     UpdateSpec(Box<DeviceSpec>),
     /// Report the current state.
     Snapshot(RpcReplyPort<DeviceSnapshot>),
+}
+
+/// The result of one poll, returned by the task that ran it. Boxed in [`DeviceMsg`]: every
+/// slot of an actor's mailbox is as large as its message type, and there is one mailbox per
+/// device, so the message stays a few words wide.
+#[derive(Debug)]
+pub struct PollFinished {
+    pub generation: u64,
+    pub plan: PollPlan,
+    pub layout: Layout,
+    pub results: Vec<Result<Response, ClientError>>,
+    pub started: Instant,
 }
 
 // The workspace builds ractor with its `cluster` feature, which turns off the blanket
@@ -50,7 +58,7 @@ impl std::fmt::Debug for DeviceMsg {
             Self::Connect { .. } => "Connect",
             Self::ConnectFinished { .. } => "ConnectFinished",
             Self::PollDue => "PollDue",
-            Self::PollFinished { .. } => "PollFinished",
+            Self::PollFinished(_) => "PollFinished",
             Self::Execute { .. } => "Execute",
             Self::UpdateSpec(_) => "UpdateSpec",
             Self::Snapshot(_) => "Snapshot",
@@ -60,6 +68,19 @@ impl std::fmt::Debug for DeviceMsg {
 }
 
 /// Why a command sent through the actor failed.
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn device_messages_stay_small() {
+        // A mailbox block holds 32 messages per device; keep each slot a few words.
+        assert!(
+            std::mem::size_of::<super::DeviceMsg>() <= 48,
+            "{}",
+            std::mem::size_of::<super::DeviceMsg>()
+        );
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CommandError {
     #[error("device is {status}: no session to run the command on")]

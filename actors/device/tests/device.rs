@@ -380,7 +380,7 @@ async fn commands_run_beside_polling_and_changes_are_announced() {
     let result = ractor::call_t!(
         actor,
         |reply| DeviceMsg::Execute {
-            command: add,
+            command: Box::new(add),
             timeout: Duration::from_secs(2),
             reply
         },
@@ -398,7 +398,7 @@ async fn commands_run_beside_polling_and_changes_are_announced() {
     let bad = ractor::call_t!(
         actor,
         |reply| DeviceMsg::Execute {
-            command: Command::new("/no/such/menu/print"),
+            command: Box::new(Command::new("/no/such/menu/print")),
             timeout: Duration::from_secs(2),
             reply
         },

@@ -103,6 +103,8 @@ impl Drop for Tasks {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
+    /// Wakes the reader when a command starts draining, so it arms the drain timer.
+    draining: tokio::sync::Notify,
     next_tag: AtomicU64,
     started: Instant,
     /// Milliseconds since `started` when the last byte arrived.
@@ -284,6 +286,7 @@ impl Client {
     ) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
+            draining: tokio::sync::Notify::new(),
             next_tag: AtomicU64::new(1),
             started: Instant::now(),
             last_received_ms: AtomicU64::new(0),
@@ -537,6 +540,7 @@ impl Client {
                 since: Instant::now(),
             },
         );
+        self.shared.draining.notify_one();
         let mut bytes = Vec::new();
         Command::new("/cancel")
             .attr("tag", tag.to_string())
@@ -600,15 +604,29 @@ async fn read_loop(
     max_rows: usize,
     drain_timeout: Duration,
 ) {
-    let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
-    housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut source = CountingReader {
         inner: &mut read_half,
         shared: &shared,
     };
     loop {
+        // A timer runs only while a cancelled command drains: an idle session costs no
+        // wake-ups (thousands of sessions per node).
+        let drain_deadline = lock(&shared.state)
+            .pending
+            .values()
+            .filter_map(|p| match p {
+                Pending::Draining { since } => Some(*since + drain_timeout),
+                _ => None,
+            })
+            .min();
+        let drain_timer = async {
+            match drain_deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         // `next_reply` is cancel-safe: bytes read are kept in `buffer` and the decoder
-        // remembers its position, so losing the race to the housekeeping tick loses nothing.
+        // remembers its position, so losing the race to a timer loses nothing.
         tokio::select! {
             reply = buffer.next_reply(&mut source) => {
                 match reply {
@@ -619,6 +637,10 @@ async fn read_loop(
                         if shared.closed_error().is_some() {
                             return;
                         }
+                        if lock(&shared.state).pending.is_empty() {
+                            // Between polls an idle session keeps no read buffer.
+                            buffer.release_memory();
+                        }
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "routeros session read failed");
@@ -627,20 +649,13 @@ async fn read_loop(
                     }
                 }
             }
-            _ = housekeeping.tick() => {
-                let stuck = lock(&shared.state).pending.values().any(|p| {
-                    matches!(p, Pending::Draining { since } if since.elapsed() > drain_timeout)
+            () = drain_timer => {
+                shared.close(Error::ConnectionLost {
+                    reason: format!("a cancelled command did not finish within {drain_timeout:?}"),
                 });
-                if stuck {
-                    shared.close(Error::ConnectionLost {
-                        reason: format!("a cancelled command did not finish within {drain_timeout:?}"),
-                    });
-                    return;
-                }
-                if lock(&shared.state).pending.is_empty() {
-                    buffer.release_memory();
-                }
+                return;
             }
+            () = shared.draining.notified() => {} // a command was cancelled: re-arm the timer
         }
     }
 }
