@@ -25,7 +25,7 @@ impl DeviceSpec {
     pub fn connection_differs(&self, other: &DeviceSpec) -> bool {
         self.host != other.host
             || self.port != other.port
-            || format!("{:?}", self.transport) != format!("{:?}", other.transport)
+            || self.transport != other.transport
             || self.credentials.username != other.credentials.username
             || self.credentials.password() != other.credentials.password()
     }

@@ -55,6 +55,23 @@ pub enum Transport {
     Tls(TlsPolicy),
 }
 
+/// Two transports are equal when a session opened under one is valid under the other: same
+/// kind, same check, same pin, and the same shared TLS configuration (policies are built once
+/// and cloned, so a different configuration object means different trust roots).
+impl PartialEq for Transport {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Plain, Self::Plain) => true,
+            (Self::Tls(a), Self::Tls(b)) => {
+                a.mode == b.mode && a.pinned == b.pinned && Arc::ptr_eq(&a.config, &b.config)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Transport {}
+
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -243,6 +260,16 @@ mod tests {
     #[test]
     fn a_ca_bundle_without_certificates_is_refused() {
         assert!(TlsPolicy::verify_with_ca_pem(b"not a pem").is_err());
+    }
+
+    #[test]
+    fn transports_compare_by_check_pin_and_configuration() {
+        let ca_free = Transport::insecure();
+        assert_eq!(ca_free, Transport::insecure());
+        assert_ne!(ca_free, Transport::Plain);
+        let pinned = Transport::Tls(TlsPolicy::insecure().pinned(Fingerprint([1; 32])));
+        assert_ne!(ca_free, pinned);
+        assert_eq!(pinned.clone(), pinned);
     }
 
     #[test]
