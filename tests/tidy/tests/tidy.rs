@@ -82,6 +82,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "drover-store",
             "drover-migration",
             "routeros-client",
+            "drover-auth",
+            "drover-api",
+            "drover-cluster",
+        ],
+    ),
+    ("drover-auth", &["drover-model"]),
+    ("drover-cluster", &["drover-model"]),
+    (
+        "drover-api",
+        &[
+            "drover-auth",
+            "drover-model",
+            "drover-store",
+            "drover-node",
+            "drover-device",
+            "routeros-proto",
         ],
     ),
     (

@@ -1,0 +1,1 @@
+//! drover-api: the HTTP API — routes, typed errors, authentication, roles, SSE and audit.

@@ -1,0 +1,2 @@
+//! drover-cluster: nodes, membership, failure detection, fenced shard ownership and remote
+//! device calls.
