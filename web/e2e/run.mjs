@@ -275,6 +275,15 @@ async function main() {
       });
       await ppage.waitForFunction(() => document.querySelectorAll('[data-testid=fleet-rows] [data-device-id]').length >= 10, null, { timeout: 20_000 });
       const tasks = await ppage.evaluate((m) => window.__longtasks.filter((t) => t.start >= m), mark);
+      // The observer must be able to see a long task at all, or "none" proves nothing.
+      const selfTest = await ppage.evaluate(async () => {
+        const before = window.__longtasks.length;
+        const t = performance.now();
+        while (performance.now() - t < 120);
+        await new Promise((r) => setTimeout(r, 300));
+        return window.__longtasks.length > before;
+      });
+      expect(selfTest, 'the longtask observer did not report a deliberate 120 ms task');
       const long = tasks.filter((t) => t.duration > 50);
       Object.assign(figures, {
         perf_mode: PERF_MODE,

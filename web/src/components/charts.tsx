@@ -59,7 +59,7 @@ export function LineChart({
 }) {
   const W = 600;
   const H = height;
-  const pad = { l: 44, r: 8, t: 8, b: 20 };
+  const pad = { l: 62, r: 8, t: 8, b: 20 };
   const { t0, t1, max: vmax } = useMemo(() => extent(series, max), [series, max]);
   const x = (t: number) => pad.l + ((t - t0) / (t1 - t0)) * (W - pad.l - pad.r);
   const y = (v: number) => H - pad.b - (Math.min(v, vmax) / vmax) * (H - pad.t - pad.b);

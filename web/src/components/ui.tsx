@@ -44,11 +44,16 @@ export function Spinner({ className }: { className?: string }) {
 const inputCls =
   'w-full rounded-md border border-slate-300 bg-white px-2.5 py-1.5 text-sm shadow-sm placeholder:text-slate-400 focus:border-teal-500 focus:outline-none focus:ring-1 focus:ring-teal-500 dark:border-slate-700 dark:bg-slate-900';
 
+/** The base classes, without the full width when the caller sets a width of its own. */
+function fieldCls(extra?: string) {
+  const base = extra && /(^|\s)!?w-/.test(extra) ? inputCls.replace('w-full ', '') : inputCls;
+  return cx(base, extra);
+}
 export function Input(props: InputHTMLAttributes<HTMLInputElement>) {
-  return <input {...props} className={cx(inputCls, props.className)} />;
+  return <input {...props} className={fieldCls(props.className)} />;
 }
 export function Select(props: SelectHTMLAttributes<HTMLSelectElement>) {
-  return <select {...props} className={cx(inputCls, 'pr-8', props.className)} />;
+  return <select {...props} className={fieldCls(cx('pr-8', props.className))} />;
 }
 
 export function Field({ label, error, hint, children }: { label: string; error?: string | null; hint?: ReactNode; children: ReactNode }) {
