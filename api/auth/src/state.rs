@@ -1,0 +1,1 @@
+//! Redis-backed short-lived state.
