@@ -30,7 +30,6 @@ onSessionExpired(() => {
   const loc = router.state.location;
   if (loc.pathname === '/login') return;
   liveStream.stop();
-  queryClient.removeQueries({ queryKey: ['me'] });
   router.navigate({ to: '/login', search: { redirect: loc.href, expired: 1 } });
 });
 

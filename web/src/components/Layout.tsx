@@ -3,6 +3,7 @@ import { Link, Outlet, useNavigate, useParams, useRouterState } from '@tanstack/
 import { useQueryClient } from '@tanstack/react-query';
 import { onReachability } from '../api/client';
 import { useMe, useTenants } from '../api/hooks';
+import type { Me } from '../api/types';
 import { logout } from '../lib/auth';
 import { clearLive, useStreamState } from '../lib/live';
 import { can, roleLabel } from '../lib/roles';
@@ -68,7 +69,12 @@ function NavLink({ to, params, children, exact }: { to: string; params?: Record<
 }
 
 export function Layout() {
-  const me = useMe().data!;
+  const me = useMe().data;
+  if (!me) return null; // signed out or expired: the router is on its way to /login
+  return <Shell me={me} />;
+}
+
+function Shell({ me }: { me: Me }) {
   const tenantId = useTenantId();
   const isSuper = me.role === 'super_admin';
   const tenants = useTenants(isSuper);
@@ -106,8 +112,8 @@ export function Layout() {
   const doLogout = async () => {
     liveStream.stop();
     await logout();
+    await navigate({ to: '/login', search: {} });
     qc.clear();
-    navigate({ to: '/login', search: {} });
   };
   const tp = tenantId ? { tenantId } : undefined;
   const tenantName = tenants.data?.find((t) => t.id === tenantId)?.name;

@@ -2,7 +2,7 @@
 // as they scroll into view; only visible rows are in the DOM (@tanstack/react-virtual),
 // so 100,000 devices scroll like 100. Live status comes from the event stream overlay.
 import { memo, useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
-import { Link, useNavigate, useParams, useSearch } from '@tanstack/react-router';
+import { useNavigate, useParams, useSearch } from '@tanstack/react-router';
 import { useQueries } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { devicePageQuery, useDeviceMutations, useGroups, useMe, useSites, useTags, type DeviceFilters } from '../api/hooks';
@@ -14,6 +14,9 @@ import { can } from '../lib/roles';
 
 const PAGE = 200;
 const ROW = 40;
+// Rows are keyed by slot (index mod SLOTS, more than ever visible at once), so scrolling
+// reuses DOM nodes instead of unmounting and creating rows.
+const SLOTS = 128;
 
 const COLUMNS: { key: string; label: string; sort?: string; cls: string }[] = [
   { key: 'name', label: 'Name', sort: 'name', cls: 'w-[22%]' },
@@ -45,7 +48,7 @@ const Row = memo(function Row({
   top: number;
   v: number;
 }) {
-  const cls = 'absolute left-0 flex w-full items-center border-b border-slate-100 text-sm dark:border-slate-800/70';
+  const cls = 'absolute left-0 flex w-full items-center border-b border-slate-100 text-sm [contain:layout_style] dark:border-slate-800/70';
   if (!d)
     return (
       <div className={cls} style={{ height: ROW, transform: `translateY(${top}px)` }} data-row={index}>
@@ -75,9 +78,10 @@ const Row = memo(function Row({
         )}
       </div>
       <div className={cx(COLUMNS[0].cls, 'truncate px-3 font-medium')}>
-        <Link to="/t/$tenantId/devices/$deviceId" params={{ tenantId, deviceId: d.id }} className="hover:underline">
+        {/* A plain anchor: a router <Link> per row costs a location build on every render. */}
+        <a href={`/t/${tenantId}/devices/${d.id}`} data-nav className="hover:underline">
           {d.name}
-        </Link>
+        </a>
       </div>
       <div className={cx(COLUMNS[1].cls, 'px-3')} data-testid="row-status">
         <StatusBadge status={status} />
@@ -133,7 +137,8 @@ export default function FleetPage() {
     for (let p = first; p <= last; p++) out.push(p);
     return out;
   }, [range]);
-  const results = useQueries({ queries: pages.map((p) => ({ ...devicePageQuery(tenantId, filters, p, PAGE), placeholderData: undefined })) });
+  const queries = useMemo(() => pages.map((p) => devicePageQuery(tenantId, filters, p, PAGE)), [pages, tenantId, filters]);
+  const results = useQueries({ queries });
   const byPage = new Map<number, Device[]>();
   results.forEach((r, i) => r.data && byPage.set(pages[i], r.data.items));
   const firstOk = results.find((r) => r.data);
@@ -148,7 +153,7 @@ export default function FleetPage() {
     count: total == null ? 20 : count,
     getScrollElement: () => scrollRef.current,
     estimateSize: () => ROW,
-    overscan: 12,
+    overscan: 8,
   });
   const items = virt.getVirtualItems();
   const r0 = items[0]?.index ?? 0;
@@ -271,7 +276,17 @@ export default function FleetPage() {
               </div>
             ))}
           </div>
-          <div ref={scrollRef} className="relative min-h-0 flex-1 overflow-auto" data-testid="fleet-scroll">
+          <div
+            ref={scrollRef}
+            className="relative min-h-0 flex-1 overflow-auto [contain:strict]"
+            data-testid="fleet-scroll"
+            onClick={(e) => {
+              const a = (e.target as HTMLElement).closest('a[data-nav]') as HTMLAnchorElement | null;
+              if (!a || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+              e.preventDefault();
+              navigate({ to: a.getAttribute('href')! });
+            }}
+          >
             {total === 0 ? (
               <p className="p-8 text-center text-sm text-slate-500">No devices match. {mayEdit && !filters.q && !filters.status ? 'Add one to get started.' : ''}</p>
             ) : (
@@ -280,7 +295,7 @@ export default function FleetPage() {
                   const d = rowAt(it.index);
                   return (
                     <Row
-                      key={it.index}
+                      key={it.index % SLOTS}
                       d={d}
                       index={it.index}
                       top={it.start}

@@ -54,7 +54,8 @@ export default function LoginPage() {
     const errs: Record<string, string> = {};
     if (!isValidEmail(email)) errs.email = 'Enter the email address of your account.';
     if (!password) errs.password = 'Enter your password.';
-    let key: Uint8Array | null = storedKey;
+    // Look the key up again: the debounced lookup may not have finished (fast typing, autofill).
+    let key: Uint8Array | null = askKey ? null : (storedKey ?? (isValidEmail(email) ? await loadSecretKey(email) : null));
     if (keyText.trim()) {
       try {
         key = parseSecretKey(keyText);
