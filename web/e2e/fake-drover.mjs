@@ -37,6 +37,7 @@ const tickets = new Map(), srpSessions = new Map(), sessions = new Map(), sseTic
 const tenants = new Map();
 const devices = new Map(); // id -> device
 const audit = [];
+const tags = new Map([['core', { id: randomUUID(), name: 'core', detail: null }], ['edge', { id: randomUUID(), name: 'edge', detail: null }]].map(([, t]) => [t.id, t]));
 const streams = new Set();
 let seq = 0;
 
@@ -47,12 +48,12 @@ function addTenant(name) {
 }
 function addDevice(tenant_id, d) {
   const id = randomUUID();
-  const dev = { id, tenant_id, name: d.name ?? d.host, host: d.host, port: d.port ?? 8728, status: 'unknown', status_reason: 'waiting for first poll', tags: d.tags ?? [], group_id: null, site_id: null, version: null, board: null, identity: null, uptime_s: null, cpu_load: null, last_seen_at: null, created_at: now(), _up: Date.now() + 2000 + Math.random() * 6000 };
+  const dev = { id, tenant_id, name: d.name ?? d.address, address: d.address, api_port: d.api_port ?? 8728, tls_mode: d.tls_mode ?? 'plain', status: 'connecting', status_reason: 'waiting for first poll', status_changed_at: now(), tags: d.tags ?? [], groups: [], site_id: null, routeros_version: null, board_name: null, serial_number: null, uptime_s: null, cpu_percent: null, memory_percent: null, disk_percent: null, temperature_c: null, last_seen_at: null, created_at: now(), _up: Date.now() + 2000 + Math.random() * 6000, _history: [] };
   devices.set(id, dev);
   return dev;
 }
 const demo = addTenant('Demo');
-for (let i = 0; i < Number(process.env.FAKE_DEVICES ?? 40); i++) addDevice(demo.id, { name: `sim-${String(i).padStart(3, '0')}`, host: `10.99.0.${i + 1}`, tags: i % 2 ? ['edge'] : ['core'] });
+for (let i = 0; i < Number(process.env.FAKE_DEVICES ?? 40); i++) addDevice(demo.id, { name: `sim-${String(i).padStart(3, '0')}`, address: `10.99.0.${i + 1}`, tags: i % 2 ? ['edge'] : ['core'] });
 
 function emit(tenant_id, event, data) {
   const id = ++seq;
@@ -60,15 +61,18 @@ function emit(tenant_id, event, data) {
 }
 setInterval(() => {
   for (const d of devices.values()) {
-    if (d.status !== 'online' && Date.now() > d._up && !d.host.startsWith('192.0.2.')) {
-      Object.assign(d, { status: 'online', status_reason: null, version: '7.16.2', board: 'CHR', identity: d.name, uptime_s: 100 });
-      emit(d.tenant_id, 'device_status', { device_id: d.id, name: d.name, status: 'online' });
+    if (d.status !== 'online' && Date.now() > d._up && !d.address.startsWith('192.0.2.')) {
+      const previous = d.status;
+      Object.assign(d, { status: 'online', status_reason: null, status_changed_at: now(), routeros_version: '7.16.2', board_name: 'CHR', serial_number: 'SIM' + d.id.slice(0, 6), uptime_s: 100 });
+      d._history.unshift({ at: now(), status: 'online', reason: null });
+      emit(d.tenant_id, 'device.status', { version: 1, device_id: d.id, tenant_id: d.tenant_id, status: 'online', previous_status: previous, reason: null, routeros_version: '7.16.2', board_name: 'CHR', uptime: 100, epoch: 1, at: now() });
     }
     if (d.status === 'online') {
       d.uptime_s += 2;
-      d.cpu_load = Math.round(10 + 30 * Math.abs(Math.sin(Date.now() / 20000 + d.host.length)) + Math.random() * 10);
+      d.cpu_percent = Math.round(10 + 30 * Math.abs(Math.sin(Date.now() / 20000 + d.address.length)) + Math.random() * 10);
+      d.memory_percent = 40 + Math.random() * 5;
       d.last_seen_at = now();
-      emit(d.tenant_id, 'metrics', { device_id: d.id, at: now(), cpu_load: d.cpu_load, memory_used_pct: 40 + Math.random() * 5, disk_used_pct: 12, temperature_c: 44, uptime_s: d.uptime_s, interfaces: [{ name: 'ether1', rx_bps: Math.random() * 5e6, tx_bps: Math.random() * 1e6 }] });
+      emit(d.tenant_id, 'metrics.sample', { version: 1, device_id: d.id, tenant_id: d.tenant_id, timestamp: now(), cpu_percent: d.cpu_percent, memory_percent: d.memory_percent, disk_percent: 12, uptime: d.uptime_s, temperature_c: 44, interfaces: [{ name: 'ether1', running: true, rx_bytes: 0, tx_bytes: 0, rx_bps: Math.random() * 5e6, tx_bps: Math.random() * 1e6 }, { name: 'ether2', running: false, rx_bytes: 0, tx_bytes: 0, rx_bps: 0, tx_bps: 0 }], wireless: null, epoch: 1 });
     }
   }
 }, 2000);
@@ -146,7 +150,7 @@ const server = createServer(async (req, res) => {
     const M1 = H(buf(big(H(buf(N))) ^ big(H(buf(g)))), strip(H(Buffer.from(u.email))), Buffer.from(u.salt, 'hex'), buf(A), buf(B), K);
     if (M1.toString('hex') !== b.m1) return err(res, 401, 'unauthenticated', 'Invalid credentials');
     const sid = randomUUID(); sessions.set(sid, u.id); u.last_login_at = now();
-    audit.unshift({ id: audit.length + 1, at: now(), action: 'auth.login', actor_id: u.id, actor_email: u.email, tenant_id: u.tenant_id });
+    audit.unshift({ id: audit.length + 1, at: now(), actor_kind: 'user', actor_id: u.id, action: 'auth.login', resource_type: 'user', resource_id: u.id, device_id: null, ip_address: '127.0.0.1', details: {} });
     const me = { id: u.id, email: u.email, name: u.name, role: u.role, tenant_id: u.tenant_id };
     return send(res, 200, { m2: H(buf(A), M1, K).toString('hex'), access_token: 'cookie', expires_in: 900, user: me }, { 'Set-Cookie': `sid=${sid}; HttpOnly; SameSite=Lax; Path=/` });
   }
@@ -162,7 +166,7 @@ const server = createServer(async (req, res) => {
   const me = current(req);
   if (p === '/api/auth/refresh') return me ? send(res, 204) : err(res, 401, 'unauthenticated', 'No session');
   if (!me) return err(res, 401, 'unauthenticated', 'Sign in first');
-  if (p === '/api/auth/me') return send(res, 200, { id: me.id, email: me.email, name: me.name, role: me.role, tenant_id: me.tenant_id });
+  if (p === '/api/auth/me') return send(res, 200, { id: me.id, email: me.email, name: me.name, role: me.role, tenant_id: me.tenant_id, via: 'cookie' });
   if (p === '/api/auth/logout') { sessions.delete(cookies(req).sid); return send(res, 204, undefined, { 'Set-Cookie': 'sid=; Max-Age=0; Path=/' }); }
   if (p === '/api/auth/sse-ticket') { const t = randomUUID(); sseTickets.set(t, { tenant_id: b.tenant_id }); return send(res, 200, { ticket: t, expires_in: 30 }); }
   if (p === '/api/auth/password') { Object.assign(me, { salt: b.salt, verifier: BigInt('0x' + b.verifier) }); return send(res, 204); }
@@ -170,7 +174,7 @@ const server = createServer(async (req, res) => {
   if (p === '/api/tenants') {
     if (!need('super_admin')) return err(res, 403, 'forbidden', 'super_admin only');
     if (m === 'POST') { if (!b.name) return err(res, 400, 'bad_request', 'name required'); return send(res, 201, addTenant(b.name)); }
-    return send(res, 200, { items: [...tenants.values()].map((t) => ({ ...t, device_count: [...devices.values()].filter((d) => d.tenant_id === t.id).length })), total: tenants.size });
+    return send(res, 200, [...tenants.values()].map((t) => ({ description: null, contact_email: null, default_poll_interval_s: 30, ...t })));
   }
   const tm = /^\/api\/tenants\/([^/]+)(\/.*)?$/.exec(p);
   if (!tm) return err(res, 404, 'not_found', 'no such path');
@@ -179,22 +183,24 @@ const server = createServer(async (req, res) => {
   if (!tenants.has(tid)) return err(res, 404, 'not_found', 'no such tenant');
   const mutating = m !== 'GET';
   const list = [...devices.values()].filter((d) => d.tenant_id === tid);
-  const strip_ = ({ _up, ...d }) => d;
+  const strip_ = ({ _up, _history, tenant_id, ...d }) => d;
   if (rest === '' ) return send(res, 200, tenants.get(tid));
   if (rest === '/devices' && m === 'GET') {
     const q = (url.searchParams.get('q') ?? '').toLowerCase(), st = url.searchParams.get('status');
-    let items = list.filter((d) => (!q || d.name.includes(q) || d.host.includes(q)) && (!st || d.status === st));
-    const sort = url.searchParams.get('sort') ?? 'name', dir = url.searchParams.get('order') === 'desc' ? -1 : 1;
+    const tagName = [...tags.values()].find((t) => t.id === url.searchParams.get('tag'))?.name;
+    let items = list.filter((d) => (!q || d.name.includes(q) || d.address.includes(q)) && (!st || d.status === st) && (!tagName || d.tags.includes(tagName)));
+    const sort = { last_seen: 'last_seen_at' }[url.searchParams.get('sort')] ?? url.searchParams.get('sort') ?? 'name', dir = url.searchParams.get('order') === 'desc' ? -1 : 1;
     items.sort((a, c) => (String(a[sort] ?? '') < String(c[sort] ?? '') ? -dir : dir));
     const off = Number(url.searchParams.get('offset') ?? 0), lim = Number(url.searchParams.get('limit') ?? 50);
     return send(res, 200, { items: items.slice(off, off + lim).map(strip_), total: items.length });
   }
   if (mutating && rest.startsWith('/devices') && !need('operator')) return err(res, 403, 'forbidden', 'Your role cannot change devices or run commands');
-  if (rest === '/devices' && m === 'POST') { if (!b.host) return err(res, 400, 'bad_request', 'host required'); return send(res, 201, strip_(addDevice(tid, b))); }
-  if (rest === '/devices/bulk') { for (const d of b.devices ?? []) addDevice(tid, d); return send(res, 200, { created: (b.devices ?? []).length }); }
+  const tagNames = (ids) => (ids ?? []).map((id) => [...tags.values()].find((t) => t.id === id)?.name).filter(Boolean);
+  if (rest === '/devices' && m === 'POST') { if (!b.address) return err(res, 422, 'invalid_input', 'address required'); return send(res, 200, strip_(addDevice(tid, { ...b, tags: tagNames(b.tag_ids) }))); }
+  if (rest === '/devices/bulk') return send(res, 200, { created: (b.devices ?? []).map((d) => addDevice(tid, { ...d, tls_mode: b.tls_mode, tags: tagNames(b.tag_ids) }).id) });
   if (rest === '/devices/bulk-update') {
-    for (const id of b.device_ids ?? []) { const d = devices.get(id); if (!d || d.tenant_id !== tid) continue; if (b.delete) devices.delete(id); else { d.tags = [...new Set([...(d.tags ?? []), ...(b.add_tags ?? [])])].filter((t) => !(b.remove_tags ?? []).includes(t)); if ('group_id' in b) d.group_id = b.group_id; } }
-    return send(res, 200, { updated: (b.device_ids ?? []).length });
+    for (const id of b.device_ids ?? []) { const d = devices.get(id); if (!d || d.tenant_id !== tid) continue; if (b.delete) devices.delete(id); else { d.tags = [...new Set([...(d.tags ?? []), ...tagNames(b.add_tag_ids)])].filter((t) => !tagNames(b.remove_tag_ids).includes(t)); } }
+    return send(res, 200, { matched: (b.device_ids ?? []).length });
   }
   const dm = /^\/devices\/([^/]+)(\/.*)?$/.exec(rest);
   if (dm) {
@@ -203,26 +209,37 @@ const server = createServer(async (req, res) => {
     const sub = dm[2] ?? '';
     if (sub === '' && m === 'GET') return send(res, 200, strip_(d));
     if (sub === '' && m === 'DELETE') { devices.delete(d.id); return send(res, 204); }
-    if (sub === '/test-connection') return send(res, 200, { ok: true, identity: d.identity });
-    if (sub === '/commands') return send(res, 200, { replies: [{ type: 're', attributes: { name: d.identity ?? d.name, 'cpu-load': String(d.cpu_load ?? 0) } }, { type: 'done', attributes: {} }] });
+    if (sub === '/test-connection') return send(res, 200, { ok: true, latency_ms: 3, identity: d.name, version: d.routeros_version });
+    if (sub === '/commands') return send(res, 200, { rows: [{ name: d.name, 'cpu-load': String(d.cpu_percent ?? 0), 'board-name': 'CHR' }], done: {} });
+    if (sub === '/status-history') return send(res, 200, d._history);
     if (sub === '/metrics') {
-      const points = []; for (let t = Date.now() - 3600_000; t < Date.now(); t += 60_000) points.push({ at: new Date(t).toISOString(), cpu_load: 20 + 10 * Math.sin(t / 600000), memory_used_pct: 41, disk_used_pct: 12, temperature_c: 44 });
-      return send(res, 200, { bucket_seconds: 60, points });
+      const health = [], interfaces = [];
+      for (let t = Date.now() - 3600_000; t < Date.now(); t += 60_000) {
+        const at = new Date(t).toISOString();
+        health.push({ at, samples: 6, cpu_percent: 20 + 10 * Math.sin(t / 600000), cpu_max: 40, memory_percent: 41, disk_percent: 12, temperature_c: 44 });
+        interfaces.push({ at, name: 'ether1', rx_bps: 2e6 + 1e6 * Math.sin(t / 300000), tx_bps: 5e5, rx_bps_max: 4e6, tx_bps_max: 1e6 });
+      }
+      return send(res, 200, { from: new Date(Date.now() - 3600_000).toISOString(), to: now(), bucket_seconds: 60, health, interfaces });
     }
-    if (sub === '/interfaces') return send(res, 200, [{ name: 'ether1', type: 'ether', running: true, rx_bps: 2e6 * Math.random(), tx_bps: 5e5, at: now() }, { name: 'ether2', type: 'ether', running: false, rx_bps: 0, tx_bps: 0, at: now() }]);
   }
-  if (rest === '/fleet/summary') { const by = {}; for (const d of list) by[d.status] = (by[d.status] ?? 0) + 1; return send(res, 200, { total: list.length, by_status: by }); }
-  if (['/groups', '/tags', '/sites'].includes(rest)) return send(res, 200, rest === '/tags' ? [{ id: 'core', name: 'core' }, { id: 'edge', name: 'edge' }] : []);
+  if (rest === '/fleet/summary') {
+    const by = {}; for (const d of list) by[d.status] = (by[d.status] ?? 0) + 1;
+    const on = list.filter((d) => d.status === 'online');
+    const avg = (k) => (on.length ? on.reduce((a, d) => a + (d[k] ?? 0), 0) / on.length : null);
+    return send(res, 200, { total: list.length, by_status: by, attention: list.filter((d) => d.status !== 'online').slice(0, 20).map(strip_), cpu_avg: avg('cpu_percent'), memory_avg: avg('memory_percent') });
+  }
+  if (rest === '/tags' && m === 'POST') { const t = { id: randomUUID(), name: b.name, detail: null }; tags.set(t.id, t); return send(res, 200, t); }
+  if (['/groups', '/tags', '/sites'].includes(rest)) return send(res, 200, rest === '/tags' ? [...tags.values()] : []);
   if (rest.startsWith('/users') || rest.startsWith('/api-keys') || rest.startsWith('/audit')) {
     if (!need('tenant_admin')) return err(res, 403, 'forbidden', 'tenant_admin only');
-    if (rest === '/users' && m === 'GET') return send(res, 200, [...users.values()].filter((u) => u.tenant_id === tid || u.role === 'super_admin').map(({ password, salt, verifier, ...u }) => u));
-    if (rest === '/users' && m === 'POST') { if (byEmail(b.email)) return err(res, 409, 'conflict', 'A user with this email exists'); const u = addUser({ ...b, tenant_id: tid }); return send(res, 201, { id: u.id, email: u.email, name: u.name, role: u.role }); }
+    if (rest === '/users' && m === 'GET') return send(res, 200, [...users.values()].filter((u) => u.tenant_id === tid).map(({ password, salt, verifier, enrolled, ...u }) => ({ ...u, is_active: true, must_enrol: !enrolled })));
+    if (rest === '/users' && m === 'POST') { if (byEmail(b.email)) return err(res, 409, 'conflict', 'A user with this email exists'); const u = addUser({ ...b, tenant_id: tid }); return send(res, 200, { id: u.id, tenant_id: tid, email: u.email, name: u.name, role: u.role, is_active: true, must_enrol: true, last_login_at: null, created_at: u.created_at }); }
     const um = /^\/users\/([^/]+)$/.exec(rest);
     if (um && m === 'PATCH') { Object.assign(users.get(um[1]), b.role ? { role: b.role } : {}); return send(res, 200, {}); }
     if (um && m === 'DELETE') { users.delete(um[1]); return send(res, 204); }
     if (rest === '/api-keys' && m === 'GET') return send(res, 200, []);
     if (rest === '/api-keys' && m === 'POST') return send(res, 201, { id: randomUUID(), key: 'drv_' + randomBytes(24).toString('base64url'), prefix: 'drv_' });
-    if (rest === '/audit') return send(res, 200, audit.slice(0, 50));
+    if (rest === '/audit') return send(res, 200, { items: audit.slice(0, 50), next_before_id: null });
   }
   return err(res, 404, 'not_found', `fake drover has no ${m} ${p}`);
 });

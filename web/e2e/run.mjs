@@ -343,14 +343,14 @@ async function main() {
 
 /** Serves a synthetic fleet from inside the browser (no server load, deterministic). */
 async function mockFleet(page, tenant, total) {
-  const statuses = ['online', 'online', 'online', 'online', 'degraded', 'offline'];
+  const statuses = ['online', 'online', 'online', 'online', 'degraded', 'offline', 'connecting'];
   const json = (route, body, status = 200) => route.fulfill({ status, contentType: 'application/json', body: JSON.stringify(body) });
   await page.route('**/api/**', async (route) => {
     const url = new URL(route.request().url());
     const p = url.pathname;
-    if (p === '/api/auth/me') return json(route, { id: 'u1', email: 'perf@example.com', name: 'Perf', role: 'tenant_admin', tenant_id: tenant });
+    if (p === '/api/auth/me') return json(route, { id: 'u1', email: 'perf@example.com', name: 'Perf', role: 'tenant_admin', tenant_id: tenant, via: 'cookie' });
     if (p === '/api/auth/sse-ticket') return json(route, { code: 'unavailable', message: 'no stream in the perf mock', request_id: 'mock' }, 503);
-    if (p.endsWith('/fleet/summary')) return json(route, { total, by_status: { online: Math.round(total * 0.66), degraded: Math.round(total * 0.17), offline: total - Math.round(total * 0.66) - Math.round(total * 0.17) } });
+    if (p.endsWith('/fleet/summary')) return json(route, { total, by_status: { online: Math.round(total * 0.66), degraded: Math.round(total * 0.17), offline: total - Math.round(total * 0.66) - Math.round(total * 0.17) }, attention: [], cpu_avg: 20, memory_avg: 40 });
     if (/\/(groups|tags|sites)$/.test(p)) return json(route, [{ id: 'g1', name: 'core' }, { id: 'g2', name: 'edge' }]);
     if (p.endsWith('/devices')) {
       const limit = Number(url.searchParams.get('limit') ?? 50);
@@ -360,17 +360,22 @@ async function mockFleet(page, tenant, total) {
         items.push({
           id: `dev-${i}`,
           name: `router-${String(i).padStart(6, '0')}`,
-          host: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
-          port: 8728,
+          address: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+          api_port: 8728,
+          tls_mode: 'plain',
           status: statuses[i % statuses.length],
-          version: '7.16.2',
-          board: 'RB5009UG+S+',
-          cpu_load: (i * 7) % 100,
+          status_reason: null,
+          routeros_version: '7.16.2',
+          board_name: 'RB5009UG+S+',
+          cpu_percent: (i * 7) % 100,
+          memory_percent: 40,
           uptime_s: 86400 + i * 37,
           tags: i % 3 ? ['edge'] : ['core', 'lab'],
+          groups: [],
           last_seen_at: new Date(Date.now() - (i % 120) * 1000).toISOString(),
+          created_at: new Date().toISOString(),
         });
-      return json(route, { items, total });
+      return json(route, { items, total, limit, offset });
     }
     return json(route, { code: 'not_found', message: `mock has no ${p}`, request_id: 'mock' }, 404);
   });

@@ -3,22 +3,32 @@ import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tansta
 import { del, get, patch, post } from './client';
 import type {
   ApiKey,
-  AuditEntry,
+  AuditPage,
+  BulkAdd,
   BulkUpdate,
-  CommandReply,
+  CommandResult,
+  ConnectionTestReport,
   Device,
   FleetSummary,
-  InterfaceRate,
+  Label,
   Me,
-  Metrics,
-  Named,
+  MetricsSeries,
   NewApiKey,
   NewDevice,
   Page,
   Role,
+  StatusChange,
   Tenant,
   User,
 } from './types';
+
+/** Device names seen in any list or detail, for events that carry only a device id. */
+export const deviceNames = new Map<string, string>();
+function remember<T extends Page<Device> | Device>(r: T): T {
+  if ('items' in r) r.items.forEach((d) => deviceNames.set(d.id, d.name));
+  else deviceNames.set(r.id, r.name);
+  return r;
+}
 
 const T = (tenantId: string) => `/tenants/${encodeURIComponent(tenantId)}`;
 
@@ -48,7 +58,7 @@ export function useTenantMutations() {
   const done = () => qc.invalidateQueries({ queryKey: ['tenants'] });
   return {
     create: useMutation({ mutationFn: (b: { name: string }) => post<Tenant>('/tenants', b), onSuccess: done }),
-    update: useMutation({ mutationFn: ({ id, ...b }: { id: string; name: string }) => patch<Tenant>(`/tenants/${id}`, b), onSuccess: done }),
+    update: useMutation({ mutationFn: ({ id, ...b }: { id: string; name?: string; default_poll_interval_s?: number }) => patch<Tenant>(`/tenants/${id}`, b), onSuccess: done }),
     remove: useMutation({ mutationFn: (id: string) => del(`/tenants/${id}`), onSuccess: done }),
   };
 }
@@ -66,14 +76,14 @@ export interface DeviceFilters {
 export const devicePageQuery = (tenantId: string, f: DeviceFilters, page: number, pageSize: number) => ({
   queryKey: ['devices', tenantId, f, page, pageSize] as const,
   queryFn: ({ signal }: { signal: AbortSignal }) =>
-    get<Page<Device>>(`${T(tenantId)}/devices`, { ...f, limit: pageSize, offset: page * pageSize }, signal),
+    get<Page<Device>>(`${T(tenantId)}/devices`, { ...f, limit: pageSize, offset: page * pageSize }, signal).then(remember),
   staleTime: 15_000,
 });
 
 export const useDevice = (tenantId: string, deviceId: string) =>
   useQuery({
     queryKey: ['device', tenantId, deviceId],
-    queryFn: () => get<Device>(`${T(tenantId)}/devices/${deviceId}`),
+    queryFn: () => get<Device>(`${T(tenantId)}/devices/${deviceId}`).then(remember),
     refetchInterval: 30_000,
   });
 
@@ -97,48 +107,52 @@ export function useDeviceMutations(tenantId: string) {
   return {
     create: useMutation({ mutationFn: (b: NewDevice) => post<Device>(`${T(tenantId)}/devices`, b), onSuccess: done }),
     bulkCreate: useMutation({
-      mutationFn: (devices: NewDevice[]) => post<unknown>(`${T(tenantId)}/devices/bulk`, { devices }),
+      mutationFn: (b: BulkAdd) => post<{ created: string[] }>(`${T(tenantId)}/devices/bulk`, b),
       onSuccess: done,
     }),
     update: useMutation({
-      mutationFn: ({ id, ...b }: Partial<Device> & { id: string }) => patch<Device>(`${T(tenantId)}/devices/${id}`, b),
+      mutationFn: ({ id, ...b }: { id: string; name?: string; address?: string; api_port?: number; notes?: string }) => patch<Device>(`${T(tenantId)}/devices/${id}`, b),
       onSuccess: (_d, v) => {
         done();
         qc.invalidateQueries({ queryKey: ['device', tenantId, v.id] });
       },
     }),
     remove: useMutation({ mutationFn: (id: string) => del(`${T(tenantId)}/devices/${id}`), onSuccess: done }),
-    bulkUpdate: useMutation({ mutationFn: (b: BulkUpdate) => post<unknown>(`${T(tenantId)}/devices/bulk-update`, b), onSuccess: done }),
+    bulkUpdate: useMutation({ mutationFn: (b: BulkUpdate) => post<{ matched: number }>(`${T(tenantId)}/devices/bulk-update`, b), onSuccess: done }),
     testConnection: useMutation({
-      mutationFn: (id: string) => post<Record<string, unknown>>(`${T(tenantId)}/devices/${id}/test-connection`),
+      mutationFn: (id: string) => post<ConnectionTestReport>(`${T(tenantId)}/devices/${id}/test-connection`),
     }),
   };
 }
 
 export const useRunCommand = (tenantId: string, deviceId: string) =>
   useMutation({
-    mutationFn: (b: { path: string; action: string; params: Record<string, string> }) =>
-      post<{ replies: CommandReply[] }>(`${T(tenantId)}/devices/${deviceId}/commands`, b),
+    mutationFn: (b: { path: string; action: string; params: Record<string, string>; filters?: Record<string, string> }) =>
+      post<CommandResult>(`${T(tenantId)}/devices/${deviceId}/commands`, b),
   });
 
 export const useMetrics = (tenantId: string, deviceId: string, fromIso: string, toIso: string) =>
   useQuery({
     queryKey: ['metrics', tenantId, deviceId, fromIso],
-    queryFn: () => get<Metrics>(`${T(tenantId)}/devices/${deviceId}/metrics`, { from: fromIso, to: toIso }),
+    queryFn: () => get<MetricsSeries>(`${T(tenantId)}/devices/${deviceId}/metrics`, { from: fromIso, to: toIso }),
     staleTime: Infinity,
   });
 
-export const useInterfaces = (tenantId: string, deviceId: string) =>
+export const useStatusHistory = (tenantId: string, deviceId: string) =>
   useQuery({
-    queryKey: ['interfaces', tenantId, deviceId],
-    queryFn: async () => items(await get<InterfaceRate[] | Page<InterfaceRate>>(`${T(tenantId)}/devices/${deviceId}/interfaces`)),
-    refetchInterval: 10_000,
+    queryKey: ['status-history', tenantId, deviceId],
+    queryFn: async () => items(await get<StatusChange[] | Page<StatusChange>>(`${T(tenantId)}/devices/${deviceId}/status-history`, { limit: 20 })),
+    refetchInterval: 60_000,
   });
 
 export const useSummary = (tenantId: string) =>
   useQuery({
     queryKey: ['summary', tenantId],
-    queryFn: () => get<FleetSummary>(`${T(tenantId)}/fleet/summary`),
+    queryFn: () =>
+      get<FleetSummary>(`${T(tenantId)}/fleet/summary`).then((r) => {
+        r.attention?.forEach((d) => deviceNames.set(d.id, d.name));
+        return r;
+      }),
     refetchInterval: 30_000,
   });
 
@@ -146,7 +160,7 @@ function namedList(kind: 'groups' | 'tags' | 'sites') {
   return (tenantId: string) =>
     useQuery({
       queryKey: [kind, tenantId],
-      queryFn: async () => items(await get<Named[] | Page<Named>>(`${T(tenantId)}/${kind}`)),
+      queryFn: async () => items(await get<Label[] | Page<Label>>(`${T(tenantId)}/${kind}`)),
       staleTime: 60_000,
     });
 }
@@ -157,7 +171,7 @@ export function useNamedMutations(tenantId: string, kind: 'groups' | 'tags' | 's
   const qc = useQueryClient();
   const done = () => qc.invalidateQueries({ queryKey: [kind, tenantId] });
   return {
-    create: useMutation({ mutationFn: (name: string) => post<Named>(`${T(tenantId)}/${kind}`, { name }), onSuccess: done }),
+    create: useMutation({ mutationFn: (name: string) => post<Label>(`${T(tenantId)}/${kind}`, { name }), onSuccess: done }),
     remove: useMutation({ mutationFn: (id: string) => del(`${T(tenantId)}/${kind}/${id}`), onSuccess: done }),
   };
 }
@@ -169,11 +183,11 @@ export function useUserMutations(tenantId: string) {
   const done = () => qc.invalidateQueries({ queryKey: ['users', tenantId] });
   return {
     create: useMutation({
-      mutationFn: (b: { email: string; name: string; role: Role; password: string }) => post<User>(`${T(tenantId)}/users`, b),
+      mutationFn: (b: { email: string; name?: string; role: Role; password: string }) => post<User>(`${T(tenantId)}/users`, b),
       onSuccess: done,
     }),
     update: useMutation({
-      mutationFn: ({ id, ...b }: { id: string; role?: Role; name?: string }) => patch<User>(`${T(tenantId)}/users/${id}`, b),
+      mutationFn: ({ id, ...b }: { id: string; role?: Role; name?: string; is_active?: boolean }) => patch<User>(`${T(tenantId)}/users/${id}`, b),
       onSuccess: done,
     }),
     remove: useMutation({ mutationFn: (id: string) => del(`${T(tenantId)}/users/${id}`), onSuccess: done }),
@@ -197,12 +211,16 @@ export function useApiKeyMutations(tenantId: string) {
 export interface AuditFilters {
   action?: string;
   actor_id?: string;
+  device_id?: string;
   from?: string;
   to?: string;
 }
-export const useAudit = (tenantId: string, f: AuditFilters, beforeId?: string) =>
+export const useAudit = (tenantId: string, f: AuditFilters, beforeId?: number, limit = 50) =>
   useQuery({
-    queryKey: ['audit', tenantId, f, beforeId],
-    queryFn: async () => items(await get<AuditEntry[] | Page<AuditEntry>>(`${T(tenantId)}/audit`, { ...f, limit: 50, before_id: beforeId })),
+    queryKey: ['audit', tenantId, f, beforeId, limit],
+    queryFn: async () => {
+      const r = await get<AuditPage | AuditPage['items']>(`${T(tenantId)}/audit`, { ...f, limit, before_id: beforeId });
+      return Array.isArray(r) ? { items: r, next_before_id: r.length === limit ? r[r.length - 1].id : null } : r;
+    },
     placeholderData: keepPreviousData,
   });

@@ -61,7 +61,7 @@ export function CommandPalette({ tenantId, role, onClose }: { tenantId?: string;
         ? (devices.data?.items ?? []).map((d) => ({
             id: `d-${d.id}`,
             label: d.name,
-            hint: d.host,
+            hint: d.address,
             status: d.status,
             run: () => {
               navigate({ to: '/t/$tenantId/devices/$deviceId', params: { tenantId, deviceId: d.id } });

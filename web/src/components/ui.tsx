@@ -104,6 +104,8 @@ const statusColours: Record<string, string> = {
   offline: 'bg-red-100 text-red-800 dark:bg-red-500/15 dark:text-red-300',
   degraded: 'bg-amber-100 text-amber-800 dark:bg-amber-500/15 dark:text-amber-300',
   connecting: 'bg-sky-100 text-sky-800 dark:bg-sky-500/15 dark:text-sky-300',
+  auth_failed: 'bg-fuchsia-100 text-fuchsia-800 dark:bg-fuchsia-500/15 dark:text-fuchsia-300',
+  quarantined: 'bg-orange-100 text-orange-800 dark:bg-orange-500/15 dark:text-orange-300',
   unknown: 'bg-slate-200 text-slate-700 dark:bg-slate-700/40 dark:text-slate-300',
 };
 const dotColours: Record<string, string> = {
@@ -111,6 +113,8 @@ const dotColours: Record<string, string> = {
   offline: 'bg-red-500',
   degraded: 'bg-amber-500',
   connecting: 'bg-sky-500',
+  auth_failed: 'bg-fuchsia-500',
+  quarantined: 'bg-orange-500',
   unknown: 'bg-slate-400',
 };
 
@@ -118,7 +122,7 @@ export function StatusBadge({ status }: { status: string }) {
   return (
     <span data-status={status} className={cx('inline-flex items-center gap-1.5 rounded-full px-2 py-0.5 text-xs font-medium', statusColours[status] ?? statusColours.unknown)}>
       <span className={cx('h-1.5 w-1.5 rounded-full', dotColours[status] ?? dotColours.unknown)} />
-      {status}
+      {status.replace('_', ' ')}
     </span>
   );
 }

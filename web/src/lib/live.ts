@@ -8,14 +8,23 @@ export interface LiveStatus {
   reason?: string;
   at: number;
 }
+export interface LiveInterface {
+  name: string;
+  running?: boolean;
+  rx_bps?: number | null;
+  tx_bps?: number | null;
+  rx_bytes?: number;
+  tx_bytes?: number;
+}
+/** The latest metrics.sample of a device (drover-model MetricsSample). */
 export interface LiveMetrics {
   at: string;
-  cpu_load?: number | null;
-  memory_used_pct?: number | null;
-  disk_used_pct?: number | null;
+  cpu_percent?: number | null;
+  memory_percent?: number | null;
+  disk_percent?: number | null;
   temperature_c?: number | null;
   uptime_s?: number | null;
-  interfaces?: { name: string; rx_bps?: number | null; tx_bps?: number | null }[];
+  interfaces?: LiveInterface[];
 }
 
 const status = new Map<string, LiveStatus>();
@@ -41,27 +50,36 @@ function num(v: unknown): number | null | undefined {
 
 liveStream.subscribe((e: LiveEvent) => {
   if (!e.device_id) return;
-  if (e.type === 'device_status' && typeof e.data.status === 'string') {
+  const d = e.data;
+  if (isStatusEvent(e.type) && typeof d.status === 'string') {
     status.set(e.device_id, {
-      status: e.data.status,
-      reason: typeof e.data.reason === 'string' ? e.data.reason : undefined,
+      status: d.status,
+      reason: typeof d.reason === 'string' ? d.reason : undefined,
       at: e.receivedAt,
     });
     bump();
-  } else if (e.type === 'metrics') {
-    const d = e.data;
-    metrics.set(e.device_id, {
-      at: typeof d.at === 'string' ? d.at : new Date(e.receivedAt).toISOString(),
-      cpu_load: num(d.cpu_load),
-      memory_used_pct: num(d.memory_used_pct),
-      disk_used_pct: num(d.disk_used_pct),
-      temperature_c: num(d.temperature_c),
-      uptime_s: num(d.uptime_s),
-      interfaces: Array.isArray(d.interfaces) ? (d.interfaces as LiveMetrics['interfaces']) : undefined,
-    });
+  } else if (isMetricsEvent(e.type)) {
+    metrics.set(e.device_id, parseSample(d, e.receivedAt));
     bump();
   }
 });
+
+export const isStatusEvent = (t: string) => t === 'device.status' || t === 'device_status';
+export const isMetricsEvent = (t: string) => t === 'metrics.sample' || t === 'metrics';
+
+/** A metrics.sample payload in the UI's shape (tolerant of missing fields). */
+export function parseSample(d: Record<string, unknown>, receivedAt: number): LiveMetrics {
+  const at = typeof d.timestamp === 'string' ? d.timestamp : typeof d.at === 'string' ? d.at : new Date(receivedAt).toISOString();
+  return {
+    at,
+    cpu_percent: num(d.cpu_percent),
+    memory_percent: num(d.memory_percent),
+    disk_percent: num(d.disk_percent),
+    temperature_c: num(d.temperature_c),
+    uptime_s: num(d.uptime ?? d.uptime_s),
+    interfaces: Array.isArray(d.interfaces) ? (d.interfaces as LiveInterface[]) : undefined,
+  };
+}
 
 export function clearLive() {
   status.clear();

@@ -4,8 +4,17 @@
 import { post } from '../api/client';
 import { SseParser, backoffDelay } from './sseParser';
 
-export type LiveEventType = 'device_status' | 'metrics' | 'alert' | 'config_push' | 'firmware_progress';
-export const LIVE_EVENT_TYPES: LiveEventType[] = ['device_status', 'metrics', 'alert', 'config_push', 'firmware_progress'];
+// Event names are drover's subject families: device.status, metrics.sample, config.change,
+// config.push, firmware.progress, alert.fired, alert.resolved; and `error` from the server
+// itself ({reason}) when this client fell behind or its Last-Event-ID is too old.
+export type LiveEventType =
+  | 'device.status'
+  | 'metrics.sample'
+  | 'config.change'
+  | 'config.push'
+  | 'firmware.progress'
+  | 'alert.fired'
+  | 'alert.resolved';
 
 export interface LiveEvent {
   type: LiveEventType | string;
@@ -36,6 +45,8 @@ export class LiveStream {
   private handlers = new Set<Handler>();
   private stateListeners = new Set<() => void>();
   state: StreamState = { kind: 'idle' };
+  /** Told when the server sends an `error` event (the UI refetches: events may be lost). */
+  onServerError?: (reason: string) => void;
   /** The most recent events, newest first, for "recent events" panels. */
   recent: LiveEvent[] = [];
   private recentListeners = new Set<() => void>();
@@ -142,6 +153,14 @@ export class LiveStream {
     } catch {
       return;
     }
+    if (type === 'error') {
+      // The server ends the stream after this (slow_client, or a Last-Event-ID it can no
+      // longer replay): start over without resuming in the second case.
+      const reason = typeof data.reason === 'string' ? data.reason : 'server error';
+      if (/Last-Event-ID/i.test(reason)) this.lastEventId = undefined;
+      this.onServerError?.(reason);
+      return;
+    }
     const ev: LiveEvent = {
       type,
       id,
@@ -150,7 +169,7 @@ export class LiveStream {
       receivedAt: Date.now(),
     };
     this.handlers.forEach((h) => h(ev));
-    if (type !== 'metrics') {
+    if (type !== 'metrics.sample' && type !== 'metrics') {
       this.recent = [ev, ...this.recent].slice(0, 200);
       this.recentListeners.forEach((f) => f());
     }

@@ -40,12 +40,12 @@ export function TenantsPage() {
       <Card title="All tenants">
         {tenants.isPending ? <SkeletonRows /> : tenants.isError ? <ErrorState error={tenants.error} onRetry={() => tenants.refetch()} /> : !tenants.data.length ? <Empty>No tenants yet.</Empty> : (
           <Table>
-            <thead><tr><th>Name</th><th>Devices</th><th>Created</th><th /></tr></thead>
+            <thead><tr><th>Name</th><th>Poll interval</th><th>Created</th><th /></tr></thead>
             <tbody>
               {tenants.data.map((t) => (
                 <tr key={t.id}>
                   <td><Link to="/t/$tenantId" params={{ tenantId: t.id }} className="font-medium hover:underline">{t.name}</Link></td>
-                  <td>{t.device_count ?? '—'}</td>
+                  <td>{t.default_poll_interval_s ? `${t.default_poll_interval_s} s` : '—'}</td>
                   <td>{formatDateTime(t.created_at)}</td>
                   <td className="text-right">
                     <Button variant="ghost" onClick={() => setEdit({ id: t.id, name: t.name })}>Rename</Button>
@@ -104,8 +104,12 @@ export function UsersPage() {
             <tbody>
               {users.data.map((u) => (
                 <tr key={u.id} data-user={u.email}>
-                  <td className="font-medium">{u.name}</td>
-                  <td>{u.email}{u.enrolled === false && <Badge className="ml-2">not enrolled</Badge>}</td>
+                  <td className="font-medium">{u.name ?? '—'}</td>
+                  <td>
+                    {u.email}
+                    {u.must_enrol && <Badge className="ml-2">not enrolled</Badge>}
+                    {u.is_active === false && <Badge className="ml-2">disabled</Badge>}
+                  </td>
                   <td className="w-44">
                     {u.id === me.id || u.role === 'super_admin' ? roleLabel[u.role] : (
                       <RoleSelect value={u.role} max={me.role} onChange={(role) => m.update.mutate({ id: u.id, role })} />
@@ -199,7 +203,7 @@ export function ApiKeysPage() {
           <Table>
             <thead><tr><th>Name</th><th>Prefix</th><th>Role</th><th>Created</th><th>Expires</th><th>Last used</th><th /></tr></thead>
             <tbody>
-              {keys.data.map((k) => (
+              {keys.data.filter((k) => !k.revoked_at).map((k) => (
                 <tr key={k.id}>
                   <td className="font-medium">{k.name}</td>
                   <td className="font-mono text-xs">{k.prefix}…</td>
@@ -235,8 +239,9 @@ export function AuditPage() {
   const users = useUsers(tenantId);
   const [draft, setDraft] = useState<AuditFilters>({});
   const [filters, setFilters] = useState<AuditFilters>({});
-  const [cursor, setCursor] = useState<string[]>([]);
+  const [cursor, setCursor] = useState<number[]>([]);
   const audit = useAudit(tenantId, filters, cursor.at(-1));
+  const emails = new Map((users.data ?? []).map((u) => [u.id, u.email]));
   if (!can(me.role, 'administer')) return <Forbidden />;
   const apply = (e: FormEvent) => {
     e.preventDefault();
@@ -248,7 +253,8 @@ export function AuditPage() {
       to: draft.to ? new Date(draft.to).toISOString() : undefined,
     });
   };
-  const rows = audit.data ?? [];
+  const rows = audit.data?.items ?? [];
+  const next = audit.data?.next_before_id;
   return (
     <div className="space-y-4">
       <PageHeader title="Audit log" subtitle="Every change and sign-in in this tenant, newest first." />
@@ -267,14 +273,15 @@ export function AuditPage() {
         </form>
         {audit.isPending ? <SkeletonRows /> : audit.isError ? <ErrorState error={audit.error} onRetry={() => audit.refetch()} /> : !rows.length ? <Empty>No entries match.</Empty> : (
           <Table>
-            <thead><tr><th>When</th><th>Action</th><th>Actor</th><th>Target</th><th>Details</th></tr></thead>
+            <thead><tr><th>When</th><th>Action</th><th>Actor</th><th>Target</th><th>From</th><th>Details</th></tr></thead>
             <tbody>
               {rows.map((a) => (
                 <tr key={String(a.id)}>
                   <td className="whitespace-nowrap">{formatDateTime(a.at)}</td>
                   <td className="font-mono text-xs">{a.action}</td>
-                  <td>{a.actor_email ?? a.actor_id ?? 'system'}</td>
-                  <td className="font-mono text-xs">{a.target ?? ''}</td>
+                  <td>{a.actor_id ? (emails.get(a.actor_id) ?? `${a.actor_kind ?? 'user'} ${a.actor_id.slice(0, 8)}`) : (a.actor_kind ?? 'system')}</td>
+                  <td className="font-mono text-xs">{[a.resource_type, a.resource_id].filter(Boolean).join(' ')}</td>
+                  <td className="font-mono text-xs">{a.ip_address ?? ''}</td>
                   <td className="max-w-xs truncate font-mono text-xs" title={a.details ? JSON.stringify(a.details) : ''}>{a.details ? JSON.stringify(a.details) : ''}</td>
                 </tr>
               ))}
@@ -283,7 +290,7 @@ export function AuditPage() {
         )}
         <div className="mt-3 flex justify-between">
           <Button disabled={!cursor.length} onClick={() => setCursor((c) => c.slice(0, -1))}>Newer</Button>
-          <Button disabled={rows.length < 50} onClick={() => setCursor((c) => [...c, String(rows.at(-1)!.id)])}>Older</Button>
+          <Button disabled={!next} onClick={() => next && setCursor((c) => [...c, next])}>Older</Button>
         </div>
       </Card>
     </div>

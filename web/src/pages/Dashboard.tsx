@@ -8,10 +8,10 @@ import { Sparkline } from '../components/charts';
 import { EventList } from '../components/EventList';
 import { Card, ErrorState, PageHeader, Skeleton, SkeletonRows, StatusBadge, Empty } from '../components/ui';
 import { formatCount, formatPct } from '../lib/format';
-import { allLiveMetrics, useLiveVersion, useRecentEvents } from '../lib/live';
+import { allLiveMetrics, isStatusEvent, useLiveVersion, useRecentEvents } from '../lib/live';
 import { liveStream } from '../lib/sse';
 
-const ORDER = ['online', 'degraded', 'offline', 'unknown'];
+const ORDER = ['online', 'degraded', 'connecting', 'offline', 'auth_failed', 'quarantined'];
 
 function useFleetSeries(summaryCpu?: number | null, summaryMem?: number | null) {
   const [series, setSeries] = useState<{ cpu: (number | null)[]; mem: (number | null)[] }>({ cpu: [], mem: [] });
@@ -27,8 +27,8 @@ function useFleetSeries(summaryCpu?: number | null, summaryMem?: number | null) 
       const fresh = Date.now() - 120_000;
       m.forEach((v) => {
         if (Date.parse(v.at) < fresh) return;
-        if (v.cpu_load != null) (c += v.cpu_load), cn++;
-        if (v.memory_used_pct != null) (r += v.memory_used_pct), rn++;
+        if (v.cpu_percent != null) (c += v.cpu_percent), cn++;
+        if (v.memory_percent != null) (r += v.memory_percent), rn++;
       });
       const cpu = cn ? c / cn : (seeds.current.cpu ?? null);
       const mem = rn ? r / rn : (seeds.current.mem ?? null);
@@ -52,7 +52,7 @@ export default function Dashboard() {
     let last = 0;
     let timer: ReturnType<typeof setTimeout> | null = null;
     const off = liveStream.subscribe((e) => {
-      if (e.type !== 'device_status') return;
+      if (!isStatusEvent(e.type)) return;
       const wait = Math.max(0, last + 3000 - Date.now());
       if (timer) return;
       timer = setTimeout(() => {
@@ -69,18 +69,18 @@ export default function Dashboard() {
   }, [qc, tenantId]);
   const attention = useQuery({
     queryKey: ['attention', tenantId],
-    enabled: summary.isSuccess && !summary.data?.needing_attention,
+    enabled: summary.isSuccess && !summary.data?.attention,
     queryFn: async () => {
       const [off, deg] = await Promise.all([
         get<Page<Device>>(`/tenants/${tenantId}/devices`, { status: 'offline', limit: 10 }),
         get<Page<Device>>(`/tenants/${tenantId}/devices`, { status: 'degraded', limit: 10 }),
       ]);
-      return [...deg.items, ...off.items].map((d) => ({ device_id: d.id, name: d.name, status: d.status, reason: d.status_reason }));
+      return [...deg.items, ...off.items];
     },
   });
   const s = summary.data;
   const series = useFleetSeries(s?.cpu_avg, s?.memory_avg);
-  const needing = s?.needing_attention ?? attention.data;
+  const needing = s?.attention ?? attention.data;
   const statuses = s ? [...ORDER.filter((k) => k in s.by_status), ...Object.keys(s.by_status).filter((k) => !ORDER.includes(k))] : ORDER;
 
   return (
@@ -89,7 +89,7 @@ export default function Dashboard() {
       {summary.isError ? (
         <ErrorState error={summary.error} onRetry={() => summary.refetch()} />
       ) : (
-        <div className="grid grid-cols-2 gap-3 md:grid-cols-5" data-testid="status-counts">
+        <div className="grid grid-cols-2 gap-3 md:grid-cols-4 xl:grid-cols-7" data-testid="status-counts">
           <Card>
             <p className="text-xs uppercase tracking-wide text-slate-500">Devices</p>
             {s ? <p className="mt-1 text-2xl font-semibold" data-count="total">{formatCount(s.total)}</p> : <Skeleton className="mt-2 h-7 w-16" />}
@@ -127,12 +127,12 @@ export default function Dashboard() {
           ) : (
             <ul className="divide-y divide-slate-100 text-sm dark:divide-slate-800">
               {needing.slice(0, 12).map((d) => (
-                <li key={d.device_id} className="flex items-center gap-2 py-1.5">
+                <li key={d.id} className="flex items-center gap-2 py-1.5">
                   <StatusBadge status={d.status} />
-                  <Link to="/t/$tenantId/devices/$deviceId" params={{ tenantId, deviceId: d.device_id }} className="flex-1 truncate hover:underline">
+                  <Link to="/t/$tenantId/devices/$deviceId" params={{ tenantId, deviceId: d.id }} className="flex-1 truncate hover:underline">
                     {d.name}
                   </Link>
-                  <span className="truncate text-xs text-slate-500">{d.reason}</span>
+                  <span className="truncate text-xs text-slate-500">{d.status_reason ?? d.address}</span>
                 </li>
               ))}
             </ul>

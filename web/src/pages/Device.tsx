@@ -1,82 +1,73 @@
 import { useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams } from '@tanstack/react-router';
-import { useDevice, useDeviceMutations, useInterfaces, useMe, useMetrics, useRunCommand } from '../api/hooks';
-import type { CommandReply, InterfaceRate, MetricPoint } from '../api/types';
+import { useDevice, useDeviceMutations, useMe, useMetrics, useRunCommand, useStatusHistory } from '../api/hooks';
+import type { CommandResult, HealthPoint } from '../api/types';
 import { LineChart, type Series } from '../components/charts';
 import { EventList } from '../components/EventList';
 import { Button, Card, ErrorState, Field, Input, InlineError, Modal, PageHeader, Select, Skeleton, SkeletonRows, StatusBadge, Table, Badge, Empty } from '../components/ui';
 import { formatBps, formatDateTime, formatPct, formatRelative, formatUptime } from '../lib/format';
-import { liveStatusOf, useLiveVersion, useRecentEvents } from '../lib/live';
+import { isMetricsEvent, liveMetricsOf, liveStatusOf, parseSample, useLiveVersion, useRecentEvents, type LiveInterface } from '../lib/live';
 import { can } from '../lib/roles';
 import { liveStream } from '../lib/sse';
 
 const HOUR = 3600_000;
+type TrafficPoint = { t: number; rx: number | null; tx: number | null };
 
+/** The last hour from the API, then every metrics.sample for this device from the stream. */
 function useLiveMetrics(tenantId: string, deviceId: string) {
   const [from] = useState(() => new Date(Date.now() - HOUR).toISOString());
   const [to] = useState(() => new Date().toISOString());
   const hist = useMetrics(tenantId, deviceId, from, to);
-  const [live, setLive] = useState<MetricPoint[]>([]);
+  const [live, setLive] = useState<{ health: (HealthPoint & { t: number })[]; traffic: Record<string, TrafficPoint[]>; ifaces: LiveInterface[] | null }>({
+    health: [],
+    traffic: {},
+    ifaces: null,
+  });
   useEffect(
     () =>
       liveStream.subscribe((e) => {
-        if (e.type !== 'metrics' || e.device_id !== deviceId) return;
-        const d = e.data as Partial<MetricPoint>;
-        const p: MetricPoint = {
-          at: typeof d.at === 'string' ? d.at : new Date(e.receivedAt).toISOString(),
-          cpu_load: d.cpu_load ?? null,
-          memory_used_pct: d.memory_used_pct ?? null,
-          disk_used_pct: d.disk_used_pct ?? null,
-          temperature_c: d.temperature_c ?? null,
-        };
-        setLive((l) => [...l, p].slice(-720));
-      }),
-    [deviceId],
-  );
-  const points = useMemo(() => {
-    const all = [...(hist.data?.points ?? []), ...live];
-    const cutoff = Date.now() - HOUR;
-    return all.map((p) => ({ ...p, t: Date.parse(p.at) })).filter((p) => p.t >= cutoff).sort((a, b) => a.t - b.t);
-  }, [hist.data, live]);
-  return { hist, points, liveCount: live.length };
-}
-
-function useTrafficHistory(ifaces: InterfaceRate[] | undefined, deviceId: string) {
-  const [hist, setHist] = useState<Record<string, { t: number; rx: number | null; tx: number | null }[]>>({});
-  useEffect(() => {
-    if (!ifaces) return;
-    const t = Date.now();
-    setHist((h) => {
-      const next = { ...h };
-      for (const i of ifaces) next[i.name] = [...(next[i.name] ?? []), { t: i.at ? Date.parse(i.at) : t, rx: i.rx_bps, tx: i.tx_bps }].slice(-360);
-      return next;
-    });
-  }, [ifaces]);
-  useEffect(
-    () =>
-      liveStream.subscribe((e) => {
-        if (e.type !== 'metrics' || e.device_id !== deviceId || !Array.isArray(e.data.interfaces)) return;
-        const t = typeof e.data.at === 'string' ? Date.parse(e.data.at) : e.receivedAt;
-        setHist((h) => {
-          const next = { ...h };
-          for (const i of e.data.interfaces as InterfaceRate[]) next[i.name] = [...(next[i.name] ?? []), { t, rx: i.rx_bps ?? null, tx: i.tx_bps ?? null }].slice(-360);
-          return next;
+        if (!isMetricsEvent(e.type) || e.device_id !== deviceId) return;
+        const m = parseSample(e.data, e.receivedAt);
+        const t = Date.parse(m.at);
+        setLive((l) => {
+          const traffic = { ...l.traffic };
+          for (const i of m.interfaces ?? []) traffic[i.name] = [...(traffic[i.name] ?? []), { t, rx: i.rx_bps ?? null, tx: i.tx_bps ?? null }].slice(-720);
+          const p = { at: m.at, t, cpu_percent: m.cpu_percent ?? null, memory_percent: m.memory_percent ?? null, disk_percent: m.disk_percent ?? null, temperature_c: m.temperature_c ?? null };
+          return { health: [...l.health, p].slice(-720), traffic, ifaces: m.interfaces ?? l.ifaces };
         });
       }),
     [deviceId],
   );
-  return hist;
+  const health = useMemo(() => {
+    const cutoff = Date.now() - HOUR;
+    const past = (hist.data?.health ?? []).map((p) => ({ ...p, t: Date.parse(p.at) }));
+    return [...past, ...live.health].filter((p) => p.t >= cutoff).sort((a, b) => a.t - b.t);
+  }, [hist.data, live.health]);
+  const traffic = useMemo(() => {
+    const out: Record<string, TrafficPoint[]> = {};
+    for (const p of hist.data?.interfaces ?? []) (out[p.name] ??= []).push({ t: Date.parse(p.at), rx: p.rx_bps, tx: p.tx_bps });
+    for (const [name, pts] of Object.entries(live.traffic)) out[name] = [...(out[name] ?? []), ...pts];
+    for (const k of Object.keys(out)) out[k].sort((a, b) => a.t - b.t);
+    return out;
+  }, [hist.data, live.traffic]);
+  // The interfaces table: the latest sample's list, else the last point per interface.
+  const ifaces: LiveInterface[] = useMemo(() => {
+    if (live.ifaces) return live.ifaces;
+    const last = liveMetricsOf(deviceId)?.interfaces;
+    if (last) return last;
+    return Object.entries(traffic).map(([name, pts]) => ({ name, rx_bps: pts.at(-1)?.rx ?? null, tx_bps: pts.at(-1)?.tx ?? null }));
+  }, [live.ifaces, traffic, deviceId]);
+  return { hist, health, traffic, ifaces, liveCount: live.health.length };
 }
 
 export default function DevicePage() {
   const { tenantId, deviceId } = useParams({ strict: false }) as { tenantId: string; deviceId: string };
   const me = useMe().data!;
   const device = useDevice(tenantId, deviceId);
-  const { hist, points, liveCount } = useLiveMetrics(tenantId, deviceId);
-  const ifaces = useInterfaces(tenantId, deviceId);
-  const traffic = useTrafficHistory(ifaces.data, deviceId);
+  const { hist, health, traffic, ifaces, liveCount } = useLiveMetrics(tenantId, deviceId);
   const [iface, setIface] = useState<string>('');
   const events = useRecentEvents().filter((e) => e.device_id === deviceId);
+  const history = useStatusHistory(tenantId, deviceId);
   useLiveVersion();
   const navigate = useNavigate();
   const mut = useDeviceMutations(tenantId);
@@ -86,13 +77,15 @@ export default function DevicePage() {
   const d = device.data;
   const live = liveStatusOf(deviceId);
   const status = live?.status ?? d?.status ?? 'unknown';
-  const last = points.at(-1);
-  const ifName = iface || ifaces.data?.find((i) => i.running !== false)?.name || ifaces.data?.[0]?.name || '';
+  const last = health.at(-1);
+  const ifNames = Object.keys(traffic).length ? Object.keys(traffic) : ifaces.map((i) => i.name);
+  const ifName = iface || ifaces.find((i) => i.running !== false && traffic[i.name])?.name || ifNames[0] || '';
+  const lm = liveMetricsOf(deviceId);
 
-  const series = (key: keyof MetricPoint, name: string, colour: string): Series => ({
+  const series = (key: 'cpu_percent' | 'memory_percent' | 'disk_percent', name: string, colour: string): Series => ({
     name,
     colour,
-    points: points.map((p) => ({ t: p.t, v: p[key] as number | null })),
+    points: health.map((p) => ({ t: p.t, v: p[key] })),
   });
 
   if (device.isError) return <ErrorState title="Could not load the device" error={device.error} onRetry={() => device.refetch()} />;
@@ -111,7 +104,7 @@ export default function DevicePage() {
             {d ? d.name : <Skeleton className="h-6 w-48" />} <StatusBadge status={status} />
           </span>
         }
-        subtitle={d ? `${d.host}${d.port ? `:${d.port}` : ''}${live?.reason || d.status_reason ? ` — ${live?.reason ?? d.status_reason}` : ''}` : undefined}
+        subtitle={d ? `${d.address}${d.api_port ? `:${d.api_port}` : ''}${live?.reason || d.status_reason ? ` — ${live?.reason ?? d.status_reason}` : ''}` : undefined}
         actions={
           can(me.role, 'operate') && d ? (
             <>
@@ -119,7 +112,12 @@ export default function DevicePage() {
                 busy={mut.testConnection.isPending}
                 onClick={() =>
                   mut.testConnection.mutateAsync(deviceId).then(
-                    (r) => setTestResult(`Connection OK${r && typeof r === 'object' && 'identity' in r ? `: ${String(r.identity)}` : ''}`),
+                    (r) =>
+                      setTestResult(
+                        r.ok
+                          ? `Connection OK in ${r.latency_ms ?? '?'} ms${r.identity ? `: ${r.identity}` : ''}${r.version ? `, RouterOS ${r.version}` : ''}`
+                          : `Connection failed: ${r.error ?? 'unknown error'}`,
+                      ),
                     (e) => setTestResult(`Failed: ${(e as Error).message}`),
                   )
                 }
@@ -136,10 +134,10 @@ export default function DevicePage() {
       {testResult && <p className="text-sm" role="status">{testResult}</p>}
       <div className="grid gap-3 sm:grid-cols-2 lg:grid-cols-6" data-testid="device-facts">
         {[
-          ['Identity', d?.identity],
-          ['RouterOS', d?.version],
-          ['Board', d?.board ?? d?.model],
-          ['Uptime', d ? formatUptime(d.uptime_s) : undefined],
+          ['Serial', d?.serial_number],
+          ['RouterOS', d?.routeros_version],
+          ['Board', d?.board_name],
+          ['Uptime', d ? formatUptime(lm?.uptime_s ?? d.uptime_s) : undefined],
           ['Last seen', d ? formatRelative(d.last_seen_at) : undefined],
           ['Tags', d ? (d.tags?.length ? d.tags.join(', ') : '—') : undefined],
         ].map(([k, v]) => (
@@ -167,27 +165,27 @@ export default function DevicePage() {
               label="CPU and memory"
               max={100}
               format={(v) => `${v.toFixed(0)}%`}
-              series={[series('cpu_load', 'CPU', 'stroke-teal-500'), series('memory_used_pct', 'Memory', 'stroke-indigo-500'), series('disk_used_pct', 'Disk', 'stroke-amber-500')]}
+              series={[series('cpu_percent', 'CPU', 'stroke-teal-500'), series('memory_percent', 'Memory', 'stroke-indigo-500'), series('disk_percent', 'Disk', 'stroke-amber-500')]}
             />
           )}
-          <p className="mt-2 text-xs text-slate-500" data-testid="latest-cpu" data-value={last?.cpu_load ?? ''}>
-            Latest: CPU {formatPct(last?.cpu_load)}, memory {formatPct(last?.memory_used_pct)}, disk {formatPct(last?.disk_used_pct)}
+          <p className="mt-2 text-xs text-slate-500" data-testid="latest-cpu" data-value={last?.cpu_percent ?? ''}>
+            Latest: CPU {formatPct(last?.cpu_percent)}, memory {formatPct(last?.memory_percent)}, disk {formatPct(last?.disk_percent)}
             {last?.temperature_c != null ? `, ${last.temperature_c.toFixed(0)} °C` : ''} {last ? `at ${formatDateTime(last.at)}` : ''}
           </p>
         </Card>
         <Card
           title="Traffic"
           actions={
-            ifaces.data?.length ? (
+            ifNames.length ? (
               <Select aria-label="Interface" value={ifName} onChange={(e) => setIface(e.target.value)} className="!w-40 !py-0.5">
-                {ifaces.data.map((i) => (
-                  <option key={i.name}>{i.name}</option>
+                {ifNames.map((n) => (
+                  <option key={n}>{n}</option>
                 ))}
               </Select>
             ) : undefined
           }
         >
-          {ifaces.isPending ? (
+          {hist.isPending ? (
             <Skeleton className="h-40 w-full" />
           ) : (
             <LineChart
@@ -203,29 +201,25 @@ export default function DevicePage() {
       </div>
       <div className="grid gap-4 lg:grid-cols-2">
         <Card title="Interfaces">
-          {ifaces.isPending ? (
+          {hist.isPending ? (
             <SkeletonRows rows={4} />
-          ) : ifaces.isError ? (
-            <ErrorState error={ifaces.error} onRetry={() => ifaces.refetch()} />
-          ) : !ifaces.data?.length ? (
+          ) : !ifaces.length ? (
             <Empty>No interface data yet.</Empty>
           ) : (
             <Table>
               <thead>
                 <tr>
                   <th>Name</th>
-                  <th>Type</th>
                   <th>State</th>
                   <th className="text-right">Rx</th>
                   <th className="text-right">Tx</th>
                 </tr>
               </thead>
               <tbody>
-                {ifaces.data.map((i) => (
+                {ifaces.map((i) => (
                   <tr key={i.name}>
                     <td className="font-medium">{i.name}</td>
-                    <td>{i.type ?? '—'}</td>
-                    <td>{i.disabled ? <Badge>disabled</Badge> : i.running === false ? <Badge>down</Badge> : i.running ? <Badge className="!bg-emerald-100 !text-emerald-800 dark:!bg-emerald-500/15 dark:!text-emerald-300">running</Badge> : '—'}</td>
+                    <td>{i.running === false ? <Badge>down</Badge> : i.running ? <Badge className="!bg-emerald-100 !text-emerald-800 dark:!bg-emerald-500/15 dark:!text-emerald-300">running</Badge> : '—'}</td>
                     <td className="text-right tabular-nums">{formatBps(i.rx_bps)}</td>
                     <td className="text-right tabular-nums">{formatBps(i.tx_bps)}</td>
                   </tr>
@@ -236,6 +230,24 @@ export default function DevicePage() {
         </Card>
         <Card title="Recent events">
           <EventList events={events} tenantId={tenantId} limit={10} />
+          <h3 className="mb-1 mt-4 text-xs font-semibold uppercase tracking-wide text-slate-500">Status history</h3>
+          {history.isPending ? (
+            <SkeletonRows rows={3} />
+          ) : history.isError ? (
+            <InlineError error={history.error} />
+          ) : !history.data.length ? (
+            <p className="text-sm text-slate-500">No status changes recorded.</p>
+          ) : (
+            <ul className="divide-y divide-slate-100 text-sm dark:divide-slate-800" data-testid="status-history">
+              {history.data.slice(0, 10).map((h, i) => (
+                <li key={`${h.at}-${i}`} className="flex items-center gap-2 py-1.5">
+                  <StatusBadge status={h.status} />
+                  <span className="min-w-0 flex-1 truncate text-slate-600 dark:text-slate-400">{h.reason ?? ''}</span>
+                  <span className="shrink-0 text-xs text-slate-500" title={formatDateTime(h.at)}>{formatRelative(h.at)}</span>
+                </li>
+              ))}
+            </ul>
+          )}
         </Card>
       </div>
       {can(me.role, 'operate') && <CommandRunner tenantId={tenantId} deviceId={deviceId} />}
@@ -261,39 +273,45 @@ export default function DevicePage() {
 
 function CommandRunner({ tenantId, deviceId }: { tenantId: string; deviceId: string }) {
   const run = useRunCommand(tenantId, deviceId);
-  const [path, setPath] = useState('/system/resource/print');
+  const [path, setPath] = useState('/system/resource');
   const [action, setAction] = useState('print');
   const [params, setParams] = useState('');
   const [err, setErr] = useState<string | null>(null);
-  const [replies, setReplies] = useState<CommandReply[] | null>(null);
+  const [result, setResult] = useState<CommandResult | null>(null);
   const out = useRef<HTMLDivElement>(null);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setErr(null);
-    if (!/^(\/[a-z0-9-]+)+$/.test(path.trim())) return setErr('A RouterOS menu path such as /interface/print or /ip/address.');
-    const p: Record<string, string> = {};
-    for (const line of params.split('\n').map((l) => l.trim()).filter(Boolean)) {
-      const i = line.indexOf('=');
-      if (i <= 0) return setErr(`"${line}" is not key=value`);
-      p[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+    let menu = path.trim().replace(/\/+$/, '');
+    // Accept "/interface/print" typed whole: the last word becomes the action.
+    const tail = menu.split('/').at(-1)!;
+    let act = action;
+    if (['print', 'add', 'set', 'remove'].includes(tail)) {
+      act = tail;
+      menu = menu.slice(0, -tail.length - 1);
     }
-    let cmdPath = path.trim();
-    // The API wants the menu path plus an action; accept "/x/y/print" typed whole.
-    const tail = cmdPath.split('/').at(-1)!;
-    if (['print', 'add', 'set', 'remove'].includes(tail)) cmdPath = cmdPath.slice(0, -tail.length - 1) + '/' + action;
-    else cmdPath = `${cmdPath}/${action}`;
-    setReplies(null);
-    const r = await run.mutateAsync({ path: cmdPath, action, params: p }).catch(() => null);
+    if (!/^(\/[a-z0-9-]+)+$/.test(menu)) return setErr('A RouterOS menu path such as /interface or /ip/address.');
+    const p: Record<string, string> = {};
+    const filters: Record<string, string> = {};
+    for (const line of params.split('\n').map((l) => l.trim()).filter(Boolean)) {
+      const isFilter = line.startsWith('?');
+      const body = isFilter ? line.slice(1) : line;
+      const i = body.indexOf('=');
+      if (i <= 0) return setErr(`"${line}" is not key=value (or ?key=value for a print filter)`);
+      (isFilter ? filters : p)[body.slice(0, i).trim()] = body.slice(i + 1).trim();
+    }
+    setResult(null);
+    const r = await run.mutateAsync({ path: menu, action: act, params: p, filters }).catch(() => null);
     if (r) {
-      setReplies(r.replies);
+      setResult(r);
       setTimeout(() => out.current?.scrollIntoView({ block: 'nearest' }), 0);
     }
   };
   const cols = useMemo(() => {
     const s = new Set<string>();
-    replies?.forEach((r) => Object.keys(r.attributes ?? {}).forEach((k) => s.add(k)));
-    return [...s].slice(0, 12);
-  }, [replies]);
+    result?.rows.forEach((r) => Object.keys(r).forEach((k) => s.add(k)));
+    return [...s].slice(0, 14);
+  }, [result]);
   return (
     <Card title="Run a command">
       <form onSubmit={submit} noValidate className="grid gap-3 md:grid-cols-[1fr_8rem_1fr_auto] md:items-end" data-testid="command-form">
@@ -307,7 +325,7 @@ function CommandRunner({ tenantId, deviceId }: { tenantId: string; deviceId: str
             ))}
           </Select>
         </Field>
-        <Field label="Parameters (key=value per line)">
+        <Field label="key=value per line; ?key=value filters a print">
           <textarea
             name="params"
             rows={1}
@@ -321,32 +339,31 @@ function CommandRunner({ tenantId, deviceId }: { tenantId: string; deviceId: str
         </Button>
       </form>
       <InlineError error={run.error} />
-      {replies && (
+      {result && (
         <div ref={out} className="mt-3" data-testid="command-result">
-          <p className="mb-1 text-xs text-slate-500">{replies.length} repl{replies.length === 1 ? 'y' : 'ies'}</p>
-          {cols.length ? (
+          <p className="mb-1 text-xs text-slate-500">
+            {result.rows.length} row{result.rows.length === 1 ? '' : 's'}
+            {Object.keys(result.done ?? {}).length ? ` · done: ${Object.entries(result.done).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}
+          </p>
+          {cols.length > 0 && (
             <Table>
               <thead>
                 <tr>
-                  <th>type</th>
                   {cols.map((c) => (
                     <th key={c} className="!normal-case">{c}</th>
                   ))}
                 </tr>
               </thead>
               <tbody>
-                {replies.map((r, i) => (
+                {result.rows.map((r, i) => (
                   <tr key={i}>
-                    <td className="font-mono text-xs">{r.type}</td>
                     {cols.map((c) => (
-                      <td key={c} className="font-mono text-xs">{r.attributes?.[c] ?? ''}</td>
+                      <td key={c} className="font-mono text-xs">{r[c] ?? ''}</td>
                     ))}
                   </tr>
                 ))}
               </tbody>
             </Table>
-          ) : (
-            <pre className="overflow-auto rounded bg-slate-100 p-2 text-xs dark:bg-slate-800">{JSON.stringify(replies, null, 2)}</pre>
           )}
         </div>
       )}

@@ -5,8 +5,8 @@ import { memo, useCallback, useEffect, useMemo, useRef, useState, type FormEvent
 import { useNavigate, useParams, useSearch } from '@tanstack/react-router';
 import { useQueries } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { devicePageQuery, useDeviceMutations, useGroups, useMe, useSites, useTags, type DeviceFilters } from '../api/hooks';
-import type { Device, NewDevice } from '../api/types';
+import { devicePageQuery, useDeviceMutations, useGroups, useMe, useNamedMutations, useSites, useTags, type DeviceFilters } from '../api/hooks';
+import { DEVICE_STATUSES, type Device, type NewDevice } from '../api/types';
 import { Button, cx, ErrorState, Field, Input, InlineError, Modal, PageHeader, Select, Skeleton, StatusBadge, Badge } from '../components/ui';
 import { formatPct, formatRelative, formatUptime, isValidHost, formatCount } from '../lib/format';
 import { liveMetricsOf, liveStatusOf, useLiveVersion } from '../lib/live';
@@ -21,13 +21,13 @@ const SLOTS = 128;
 const COLUMNS: { key: string; label: string; sort?: string; cls: string }[] = [
   { key: 'name', label: 'Name', sort: 'name', cls: 'w-[22%]' },
   { key: 'status', label: 'Status', sort: 'status', cls: 'w-[10%]' },
-  { key: 'host', label: 'Address', sort: 'host', cls: 'w-[14%]' },
-  { key: 'version', label: 'Version', sort: 'version', cls: 'w-[10%]' },
+  { key: 'host', label: 'Address', sort: 'address', cls: 'w-[14%]' },
+  { key: 'version', label: 'Version', cls: 'w-[10%]' },
   { key: 'board', label: 'Board', cls: 'w-[12%]' },
-  { key: 'cpu', label: 'CPU', sort: 'cpu_load', cls: 'w-[6%] text-right' },
-  { key: 'uptime', label: 'Uptime', sort: 'uptime_s', cls: 'w-[9%]' },
+  { key: 'cpu', label: 'CPU', cls: 'w-[6%] text-right' },
+  { key: 'uptime', label: 'Uptime', cls: 'w-[9%]' },
   { key: 'tags', label: 'Tags', cls: 'w-[12%]' },
-  { key: 'seen', label: 'Last seen', sort: 'last_seen_at', cls: 'w-[9%]' },
+  { key: 'seen', label: 'Last seen', sort: 'last_seen', cls: 'w-[9%]' },
 ];
 
 const Row = memo(function Row({
@@ -86,10 +86,10 @@ const Row = memo(function Row({
       <div className={cx(COLUMNS[1].cls, 'px-3')} data-testid="row-status">
         <StatusBadge status={status} />
       </div>
-      <div className={cx(COLUMNS[2].cls, 'truncate px-3 font-mono text-xs')}>{d.host}{d.port && d.port !== 8728 ? `:${d.port}` : ''}</div>
-      <div className={cx(COLUMNS[3].cls, 'truncate px-3')}>{d.version ?? '—'}</div>
-      <div className={cx(COLUMNS[4].cls, 'truncate px-3')}>{d.board ?? d.model ?? '—'}</div>
-      <div className={cx(COLUMNS[5].cls, 'px-3 tabular-nums')}>{formatPct(lm?.cpu_load ?? d.cpu_load)}</div>
+      <div className={cx(COLUMNS[2].cls, 'truncate px-3 font-mono text-xs')}>{d.address}{d.api_port && d.api_port !== 8728 && d.api_port !== 8729 ? `:${d.api_port}` : ''}</div>
+      <div className={cx(COLUMNS[3].cls, 'truncate px-3')}>{d.routeros_version ?? '—'}</div>
+      <div className={cx(COLUMNS[4].cls, 'truncate px-3')}>{d.board_name ?? '—'}</div>
+      <div className={cx(COLUMNS[5].cls, 'px-3 tabular-nums')}>{formatPct(lm?.cpu_percent ?? d.cpu_percent)}</div>
       <div className={cx(COLUMNS[6].cls, 'truncate px-3')}>{formatUptime(lm?.uptime_s ?? d.uptime_s)}</div>
       <div className={cx(COLUMNS[7].cls, 'flex gap-1 overflow-hidden px-3')}>
         {(d.tags ?? []).slice(0, 3).map((t) => (
@@ -212,17 +212,17 @@ export default function FleetPage() {
         actions={mayEdit && <Button variant="primary" onClick={() => setAdding(true)}>Add device</Button>}
       />
       <div className="mb-3 flex flex-wrap items-center gap-2">
-        <Input aria-label="Search devices" placeholder="Search name, address, identity…" value={q} onChange={(e) => setQ(e.target.value)} className="max-w-xs" />
+        <Input aria-label="Search devices" placeholder="Search name or address…" value={q} onChange={(e) => setQ(e.target.value)} className="max-w-xs" />
         <Select aria-label="Status" value={filters.status ?? ''} onChange={(e) => setFilter({ status: e.target.value || undefined })} className="w-36">
           <option value="">Any status</option>
-          {['online', 'degraded', 'offline', 'unknown'].map((s) => (
-            <option key={s}>{s}</option>
+          {DEVICE_STATUSES.map((s) => (
+            <option key={s} value={s}>{s.replace('_', ' ')}</option>
           ))}
         </Select>
         <Select aria-label="Tag" value={filters.tag ?? ''} onChange={(e) => setFilter({ tag: e.target.value || undefined })} className="w-36">
           <option value="">Any tag</option>
           {tags.data?.map((t) => (
-            <option key={t.id} value={t.name}>
+            <option key={t.id} value={t.id}>
               {t.name}
             </option>
           ))}
@@ -323,7 +323,8 @@ export default function FleetPage() {
 
 export function AddDevice({ tenantId, onClose, onCreated }: { tenantId: string; onClose: () => void; onCreated?: (id: string) => void }) {
   const m = useDeviceMutations(tenantId);
-  const [f, setF] = useState({ name: '', host: '', port: '8728', username: 'admin', password: '' });
+  const tags = useTags(tenantId);
+  const [f, setF] = useState({ name: '', host: '', port: '8728', tls: 'plain', username: 'admin', password: '', tag: '' });
   const [errs, setErrs] = useState<Record<string, string>>({});
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -335,7 +336,15 @@ export function AddDevice({ tenantId, onClose, onCreated }: { tenantId: string; 
     if (!f.username.trim()) er.username = 'Enter the RouterOS API user.';
     setErrs(er);
     if (Object.keys(er).length) return;
-    const body: NewDevice = { name: f.name.trim(), host: f.host.trim(), port, username: f.username.trim(), password: f.password };
+    const body: NewDevice = {
+      name: f.name.trim(),
+      address: f.host.trim(),
+      api_port: port,
+      tls_mode: f.tls,
+      username: f.username.trim(),
+      password: f.password,
+      tag_ids: f.tag ? [f.tag] : [],
+    };
     const d = await m.create.mutateAsync(body).catch(() => null);
     if (d) {
       onCreated?.(d.id);
@@ -359,6 +368,23 @@ export function AddDevice({ tenantId, onClose, onCreated }: { tenantId: string; 
           </Field>
         </div>
         <div className="grid grid-cols-2 gap-2">
+          <Field label="Transport">
+            <Select name="tls" value={f.tls} onChange={(e) => setF({ ...f, tls: e.target.value, port: e.target.value === 'plain' ? '8728' : '8729' })}>
+              <option value="plain">API (8728, plain)</option>
+              <option value="tls_verify">API-SSL, verified</option>
+              <option value="tls_insecure">API-SSL, unverified</option>
+            </Select>
+          </Field>
+          <Field label="Tag">
+            <Select name="tag" value={f.tag} onChange={(e) => setF({ ...f, tag: e.target.value })}>
+              <option value="">None</option>
+              {tags.data?.map((t) => (
+                <option key={t.id} value={t.id}>{t.name}</option>
+              ))}
+            </Select>
+          </Field>
+        </div>
+        <div className="grid grid-cols-2 gap-2">
           <Field label="User" error={errs.username}>
             <Input name="username" value={f.username} onChange={(e) => setF({ ...f, username: e.target.value })} />
           </Field>
@@ -379,6 +405,8 @@ export function AddDevice({ tenantId, onClose, onCreated }: { tenantId: string; 
 function BulkDialog({ tenantId, kind, ids, onClose }: { tenantId: string; kind: 'tag' | 'untag' | 'group' | 'delete'; ids: string[]; onClose: (done: boolean) => void }) {
   const m = useDeviceMutations(tenantId);
   const groups = useGroups(tenantId);
+  const tags = useTags(tenantId);
+  const tagMut = useNamedMutations(tenantId, 'tags');
   const [value, setValue] = useState('');
   const [err, setErr] = useState<string | null>(null);
   const title = { tag: 'Add a tag', untag: 'Remove a tag', group: 'Move to a group', delete: 'Delete devices' }[kind];
@@ -387,11 +415,18 @@ function BulkDialog({ tenantId, kind, ids, onClose }: { tenantId: string; kind: 
     if (kind !== 'delete' && !value.trim()) return setErr(kind === 'group' ? 'Choose a group.' : 'Enter a tag.');
     if (kind === 'tag' && !/^[\w.:-]{1,64}$/.test(value.trim())) return setErr('Tags are letters, digits, "_", "-", "." or ":" (up to 64).');
     setErr(null);
+    let tagId = tags.data?.find((t) => t.name === value.trim() || t.id === value)?.id;
+    if (kind === 'tag' && !tagId) {
+      const created = await tagMut.create.mutateAsync(value.trim()).catch(() => null);
+      if (!created) return;
+      tagId = created.id;
+    }
+    if (kind === 'untag' && !tagId) return setErr('No tag has that name.');
     const body =
       kind === 'tag'
-        ? { device_ids: ids, add_tags: [value.trim()] }
+        ? { device_ids: ids, add_tag_ids: [tagId!] }
         : kind === 'untag'
-          ? { device_ids: ids, remove_tags: [value.trim()] }
+          ? { device_ids: ids, remove_tag_ids: [tagId!] }
           : kind === 'group'
             ? { device_ids: ids, group_id: value === '__none' ? null : value }
             : { device_ids: ids, delete: true };
@@ -405,8 +440,11 @@ function BulkDialog({ tenantId, kind, ids, onClose }: { tenantId: string; kind: 
           {ids.length} device{ids.length === 1 ? '' : 's'} selected.
         </p>
         {(kind === 'tag' || kind === 'untag') && (
-          <Field label="Tag" error={err}>
-            <Input value={value} onChange={(e) => setValue(e.target.value)} />
+          <Field label="Tag" error={err} hint={kind === 'tag' ? 'An existing tag, or a new name to create it.' : undefined}>
+            <Input value={value} list="bulk-tags" onChange={(e) => setValue(e.target.value)} />
+            <datalist id="bulk-tags">
+              {tags.data?.map((t) => <option key={t.id} value={t.name} />)}
+            </datalist>
           </Field>
         )}
         {kind === 'group' && (
@@ -423,7 +461,7 @@ function BulkDialog({ tenantId, kind, ids, onClose }: { tenantId: string; kind: 
           </Field>
         )}
         {kind === 'delete' && <p className="text-sm text-red-700 dark:text-red-300">This removes the devices from drover and stops polling them. It cannot be undone.</p>}
-        <InlineError error={m.bulkUpdate.error} />
+        <InlineError error={m.bulkUpdate.error ?? tagMut.create.error} />
         <div className="flex justify-end gap-2">
           <Button type="button" onClick={() => onClose(false)}>Cancel</Button>
           <Button type="submit" variant={kind === 'delete' ? 'danger' : 'primary'} busy={m.bulkUpdate.isPending}>

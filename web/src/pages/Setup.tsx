@@ -4,7 +4,7 @@ import { Link } from '@tanstack/react-router';
 import { useQuery } from '@tanstack/react-query';
 import { get } from '../api/client';
 import { useDeviceMutations, useMe, useTenantMutations, useTenants } from '../api/hooks';
-import type { Device, NewDevice, Page } from '../api/types';
+import type { Device, Page } from '../api/types';
 import { Button, Card, Field, Input, InlineError, PageHeader, Select, StatusBadge, cx } from '../components/ui';
 import { cidrHosts, isValidHost } from '../lib/format';
 import { liveStatusOf, useLiveVersion } from '../lib/live';
@@ -94,13 +94,13 @@ function DevicesStep({ tenantId, onDone }: { tenantId: string; onDone: (hosts: s
     }
     setErrs(er);
     if (Object.keys(er).length) return;
-    const base = { port, username: f.username.trim(), password: f.password };
+    const base = { api_port: port, username: f.username.trim(), password: f.password };
     if (mode === 'one') {
-      const d = await m.create.mutateAsync({ ...base, host: hosts[0], name: f.name.trim() || hosts[0] }).catch(() => null);
+      const d = await m.create.mutateAsync({ ...base, address: hosts[0], name: f.name.trim() || hosts[0] }).catch(() => null);
       if (d) onDone(hosts);
     } else {
-      const devices: NewDevice[] = hosts.map((h) => ({ ...base, host: h, name: h }));
-      const ok = await m.bulkCreate.mutateAsync(devices).then(() => true, () => false);
+      const devices = hosts.map((h) => ({ address: h, name: h, api_port: port }));
+      const ok = await m.bulkCreate.mutateAsync({ devices, username: base.username, password: base.password }).then(() => true, () => false);
       if (ok) onDone(hosts);
     }
   };
@@ -135,10 +135,10 @@ function ProgressStep({ tenantId, hosts }: { tenantId: string; hosts: string[] }
   useLiveVersion();
   const list = useQuery({
     queryKey: ['setup-progress', tenantId],
-    queryFn: () => get<Page<Device>>(`/tenants/${tenantId}/devices`, { limit: 500, sort: 'host' }),
+    queryFn: () => get<Page<Device>>(`/tenants/${tenantId}/devices`, { limit: 500, sort: 'address' }),
     refetchInterval: 3000,
   });
-  const mine = (list.data?.items ?? []).filter((d) => hosts.includes(d.host));
+  const mine = (list.data?.items ?? []).filter((d) => hosts.includes(d.address));
   const statusOf = (d: Device) => liveStatusOf(d.id)?.status ?? d.status;
   const online = mine.filter((d) => statusOf(d) === 'online').length;
   const pct = hosts.length ? Math.round((online / hosts.length) * 100) : 0;
@@ -151,7 +151,7 @@ function ProgressStep({ tenantId, hosts }: { tenantId: string; hosts: string[] }
       <ul className="mt-3 max-h-72 divide-y divide-slate-100 overflow-auto text-sm dark:divide-slate-800">
         {mine.slice(0, 200).map((d) => (
           <li key={d.id} className="flex items-center justify-between py-1">
-            <span className="font-mono text-xs">{d.host}</span>
+            <span className="font-mono text-xs">{d.address}</span>
             <span className="flex items-center gap-2 text-xs text-slate-500">{d.status_reason}<StatusBadge status={statusOf(d)} /></span>
           </li>
         ))}
