@@ -10,6 +10,16 @@ import { liveStream } from './lib/sse';
 
 applyTheme(currentTheme());
 
+// After an upgrade a tab still running the old build asks for chunks that no longer exist:
+// reload once to pick up the new index.html instead of showing a broken page.
+window.addEventListener('vite:preloadError', (e) => {
+  const key = 'drover.reloadedForChunk';
+  if (sessionStorage.getItem(key)) return;
+  sessionStorage.setItem(key, '1');
+  e.preventDefault();
+  window.location.reload();
+});
+
 const queryClient = new QueryClient({
   queryCache: new QueryCache(),
   defaultOptions: {

@@ -191,6 +191,10 @@ export function useUserMutations(tenantId: string) {
       onSuccess: done,
     }),
     remove: useMutation({ mutationFn: (id: string) => del(`${T(tenantId)}/users/${id}`), onSuccess: done }),
+    resetPassword: useMutation({
+      mutationFn: ({ id, password }: { id: string; password: string }) => post(`${T(tenantId)}/users/${id}/reset-password`, { password }),
+      onSuccess: done,
+    }),
   };
 }
 

@@ -93,6 +93,7 @@ export function UsersPage() {
   const m = useUserMutations(tenantId);
   const [open, setOpen] = useState(false);
   const [del, setDel] = useState<{ id: string; email: string } | null>(null);
+  const [reset, setReset] = useState<{ id: string; email: string; password: string; err?: string } | null>(null);
   if (!can(me.role, 'administer')) return <Forbidden />;
   return (
     <div className="space-y-4">
@@ -116,7 +117,14 @@ export function UsersPage() {
                     )}
                   </td>
                   <td>{formatRelative(u.last_login_at)}</td>
-                  <td className="text-right">{u.id !== me.id && <Button variant="ghost" className="!text-red-600" onClick={() => setDel(u)}>Remove</Button>}</td>
+                  <td className="whitespace-nowrap text-right">
+                    {u.id !== me.id && u.role !== 'super_admin' && (
+                      <>
+                        <Button variant="ghost" onClick={() => setReset({ id: u.id, email: u.email, password: '' })}>Reset password</Button>
+                        <Button variant="ghost" className="!text-red-600" onClick={() => setDel(u)}>Remove</Button>
+                      </>
+                    )}
+                  </td>
                 </tr>
               ))}
             </tbody>
@@ -125,6 +133,28 @@ export function UsersPage() {
         <InlineError error={m.update.error} />
       </Card>
       {open && <NewUser tenantId={tenantId} max={me.role} onClose={() => setOpen(false)} />}
+      {reset && (
+        <Modal title="Reset password" onClose={() => setReset(null)}>
+          <form
+            noValidate
+            className="space-y-3"
+            onSubmit={async (e) => {
+              e.preventDefault();
+              if (reset.password.length < 10) return setReset({ ...reset, err: 'At least 10 characters.' });
+              if (await m.resetPassword.mutateAsync({ id: reset.id, password: reset.password }).then(() => true, () => false)) setReset(null);
+            }}
+          >
+            <p className="text-sm text-slate-600 dark:text-slate-400">
+              {reset.email} signs in once with this password, then chooses a new one and gets a new Secret Key. Their sessions end now.
+            </p>
+            <Field label="Temporary password" error={reset.err}>
+              <Input type="password" autoComplete="new-password" value={reset.password} onChange={(e) => setReset({ ...reset, password: e.target.value, err: undefined })} />
+            </Field>
+            <InlineError error={m.resetPassword.error} />
+            <div className="flex justify-end gap-2"><Button type="button" onClick={() => setReset(null)}>Cancel</Button><Button type="submit" variant="primary" busy={m.resetPassword.isPending}>Reset</Button></div>
+          </form>
+        </Modal>
+      )}
       {del && (
         <Modal title="Remove user" onClose={() => setDel(null)}>
           <p className="text-sm">Remove {del.email}? Their sessions and API keys stop working.</p>
