@@ -49,7 +49,13 @@ let refreshing: Promise<boolean> | null = null;
 /** One refresh at a time, shared by every request that saw a 401. */
 export function refreshSession(): Promise<boolean> {
   if (!refreshing) {
-    refreshing = fetch('/api/auth/refresh', { method: 'POST', credentials: 'same-origin' })
+    // `{}`: use the refresh cookie (the endpoint takes a JSON body).
+    refreshing = fetch('/api/auth/refresh', {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: '{}',
+    })
       .then((r) => r.ok)
       .catch(() => false)
       .finally(() => {

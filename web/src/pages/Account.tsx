@@ -21,7 +21,7 @@ export default function AccountPage() {
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     const er: Record<string, string> = {};
-    if (pw.length < 10) er.pw = 'Use at least 10 characters.';
+    if (pw.length < 12) er.pw = 'Use at least 12 characters.';
     if (pw !== pw2) er.pw2 = 'The passwords differ.';
     let key: Uint8Array | null = null;
     if (newKey) key = generateSecretKey();

@@ -140,7 +140,7 @@ export function UsersPage() {
             className="space-y-3"
             onSubmit={async (e) => {
               e.preventDefault();
-              if (reset.password.length < 10) return setReset({ ...reset, err: 'At least 10 characters.' });
+              if (reset.password.length < 12) return setReset({ ...reset, err: 'At least 12 characters.' });
               if (await m.resetPassword.mutateAsync({ id: reset.id, password: reset.password }).then(() => true, () => false)) setReset(null);
             }}
           >
@@ -175,7 +175,7 @@ function NewUser({ tenantId, max, onClose }: { tenantId: string; max: Role; onCl
     const er: Record<string, string> = {};
     if (!isValidEmail(f.email)) er.email = 'Enter a valid email address.';
     if (!f.name.trim()) er.name = 'Enter a name.';
-    if (f.password.length < 10) er.password = 'At least 10 characters; the user replaces it at first sign-in.';
+    if (f.password.length < 12) er.password = 'At least 12 characters; the user replaces it at first sign-in.';
     setErrs(er);
     if (Object.keys(er).length) return;
     if (await m.create.mutateAsync({ ...f, email: f.email.trim().toLowerCase(), name: f.name.trim() }).then(() => true, () => false)) onClose();

@@ -8,6 +8,7 @@ import { useVirtualizer } from '@tanstack/react-virtual';
 import { devicePageQuery, useDeviceMutations, useGroups, useMe, useNamedMutations, useSites, useTags, type DeviceFilters } from '../api/hooks';
 import { DEVICE_STATUSES, type Device, type NewDevice } from '../api/types';
 import { Button, cx, ErrorState, Field, Input, InlineError, Modal, PageHeader, Select, Skeleton, StatusBadge, Badge } from '../components/ui';
+import { TransportSelect } from '../components/TransportSelect';
 import { formatPct, formatRelative, formatUptime, isValidHost, formatCount } from '../lib/format';
 import { liveMetricsOf, liveStatusOf, useLiveVersion } from '../lib/live';
 import { can } from '../lib/roles';
@@ -324,7 +325,7 @@ export default function FleetPage() {
 export function AddDevice({ tenantId, onClose, onCreated }: { tenantId: string; onClose: () => void; onCreated?: (id: string) => void }) {
   const m = useDeviceMutations(tenantId);
   const tags = useTags(tenantId);
-  const [f, setF] = useState({ name: '', host: '', port: '8728', tls: 'plain', username: 'admin', password: '', tag: '' });
+  const [f, setF] = useState({ name: '', host: '', port: '8729', tls: 'verify', username: 'admin', password: '', tag: '' });
   const [errs, setErrs] = useState<Record<string, string>>({});
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -369,11 +370,7 @@ export function AddDevice({ tenantId, onClose, onCreated }: { tenantId: string; 
         </div>
         <div className="grid grid-cols-2 gap-2">
           <Field label="Transport">
-            <Select name="tls" value={f.tls} onChange={(e) => setF({ ...f, tls: e.target.value, port: e.target.value === 'plain' ? '8728' : '8729' })}>
-              <option value="plain">API (8728, plain)</option>
-              <option value="tls_verify">API-SSL, verified</option>
-              <option value="tls_insecure">API-SSL, unverified</option>
-            </Select>
+            <TransportSelect value={f.tls} onChange={(tls, port) => setF({ ...f, tls, port })} />
           </Field>
           <Field label="Tag">
             <Select name="tag" value={f.tag} onChange={(e) => setF({ ...f, tag: e.target.value })}>

@@ -99,7 +99,7 @@ export default function LoginPage() {
     e.preventDefault();
     if (step.kind !== 'enrol') return;
     const errs: Record<string, string> = {};
-    if (newPw.length < 10) errs.newPw = 'Use at least 10 characters.';
+    if (newPw.length < 12) errs.newPw = 'Use at least 12 characters.';
     if (newPw !== newPw2) errs.newPw2 = 'The passwords differ.';
     if (!saved) errs.saved = 'Confirm you have saved your Emergency Kit.';
     setFieldErr(errs);

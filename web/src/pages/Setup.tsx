@@ -6,6 +6,7 @@ import { get } from '../api/client';
 import { useDeviceMutations, useMe, useTenantMutations, useTenants } from '../api/hooks';
 import type { Device, Page } from '../api/types';
 import { Button, Card, Field, Input, InlineError, PageHeader, Select, StatusBadge, cx } from '../components/ui';
+import { TransportSelect } from '../components/TransportSelect';
 import { cidrHosts, isValidHost } from '../lib/format';
 import { liveStatusOf, useLiveVersion } from '../lib/live';
 import { can } from '../lib/roles';
@@ -73,7 +74,7 @@ function TenantStep({ existing, onDone }: { existing: { id: string; name: string
 function DevicesStep({ tenantId, onDone }: { tenantId: string; onDone: (hosts: string[]) => void }) {
   const m = useDeviceMutations(tenantId);
   const [mode, setMode] = useState<'one' | 'subnet'>('one');
-  const [f, setF] = useState({ name: '', host: '', subnet: '', port: '8728', username: 'admin', password: '' });
+  const [f, setF] = useState({ name: '', host: '', subnet: '', port: '8729', tls: 'verify', username: 'admin', password: '' });
   const [errs, setErrs] = useState<Record<string, string>>({});
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -94,13 +95,13 @@ function DevicesStep({ tenantId, onDone }: { tenantId: string; onDone: (hosts: s
     }
     setErrs(er);
     if (Object.keys(er).length) return;
-    const base = { api_port: port, username: f.username.trim(), password: f.password };
+    const base = { api_port: port, tls_mode: f.tls, username: f.username.trim(), password: f.password };
     if (mode === 'one') {
       const d = await m.create.mutateAsync({ ...base, address: hosts[0], name: f.name.trim() || hosts[0] }).catch(() => null);
       if (d) onDone(hosts);
     } else {
       const devices = hosts.map((h) => ({ address: h, name: h, api_port: port }));
-      const ok = await m.bulkCreate.mutateAsync({ devices, username: base.username, password: base.password }).then(() => true, () => false);
+      const ok = await m.bulkCreate.mutateAsync({ devices, tls_mode: f.tls, username: base.username, password: base.password }).then(() => true, () => false);
       if (ok) onDone(hosts);
     }
   };
@@ -119,6 +120,7 @@ function DevicesStep({ tenantId, onDone }: { tenantId: string; onDone: (hosts: s
         ) : (
           <Field label="Subnet" error={errs.subnet} hint="Every address in it is added; those that answer come online."><Input name="subnet" value={f.subnet} placeholder="10.10.0.0/24" onChange={(e) => setF({ ...f, subnet: e.target.value })} /></Field>
         )}
+        <Field label="Transport"><TransportSelect value={f.tls} onChange={(tls, port) => setF({ ...f, tls, port })} /></Field>
         <div className="grid grid-cols-3 gap-2">
           <Field label="API port" error={errs.port}><Input name="port" value={f.port} onChange={(e) => setF({ ...f, port: e.target.value })} /></Field>
           <Field label="User" error={errs.username}><Input name="username" value={f.username} onChange={(e) => setF({ ...f, username: e.target.value })} /></Field>
