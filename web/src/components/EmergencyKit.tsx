@@ -23,7 +23,7 @@ export function EmergencyKit({ email, secretKey }: { email: string; secretKey: s
           <dt className="text-slate-500">Email</dt>
           <dd className="break-all font-mono">{email}</dd>
           <dt className="text-slate-500">Secret Key</dt>
-          <dd className="font-mono text-base font-semibold tracking-wider" data-testid="secret-key">
+          <dd className="whitespace-nowrap font-mono text-[15px] font-semibold" data-testid="secret-key">
             {secretKey}
           </dd>
           <dt className="text-slate-500">Created</dt>

@@ -58,7 +58,7 @@ function TenantStep({ existing, onDone }: { existing: { id: string; name: string
         <div className="flex items-center gap-2">
           <Button type="submit" variant="primary" busy={m.create.isPending}>Create tenant</Button>
           {existing.length > 0 && (
-            <Select aria-label="Use an existing tenant" className="!w-60" value="" onChange={(e) => e.target.value && onDone(e.target.value)}>
+            <Select aria-label="Use an existing tenant" className="!w-72" value="" onChange={(e) => e.target.value && onDone(e.target.value)}>
               <option value="">…or use an existing tenant</option>
               {existing.map((t) => (
                 <option key={t.id} value={t.id}>{t.name}</option>
