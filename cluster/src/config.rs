@@ -14,9 +14,11 @@ use crate::wire::Roles;
 #[derive(Args, Debug, Clone)]
 pub struct ClusterConfig {
     /// Cluster name: the Redis key prefix of the leases and the ractor cookie (an identifier,
-    /// not a secret; mutual TLS authenticates nodes).
-    #[arg(long, env = "DROVER_CLUSTER_NAME", default_value = "drover")]
-    pub cluster_name: String,
+    /// not a secret; mutual TLS authenticates nodes). Nodes with the same name share the
+    /// fleet. Default: set by the binary (`drover run` uses `db-<database name>`), else
+    /// `drover`.
+    #[arg(long, env = "DROVER_CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
     /// This node's name, unique in the cluster ([A-Za-z0-9._-]); default: host name plus a
     /// random suffix (a new name per start).
     #[arg(long, env = "DROVER_NODE_NAME")]
@@ -85,7 +87,7 @@ pub struct ClusterConfig {
 impl Default for ClusterConfig {
     fn default() -> Self {
         Self {
-            cluster_name: "drover".into(),
+            cluster_name: None,
             node_name: None,
             roles: Roles::Both,
             cluster_redis_url: "redis://127.0.0.1:6379".into(),
@@ -117,10 +119,10 @@ fn valid_name(s: &str) -> bool {
 impl ClusterConfig {
     /// Checks the values; the message names the flag.
     pub fn validate(&self) -> Result<(), String> {
-        if !valid_name(&self.cluster_name) {
+        if !valid_name(self.name()) {
             return Err(format!(
                 "DROVER_CLUSTER_NAME must be 1-128 of [A-Za-z0-9._-], got {:?}",
-                self.cluster_name
+                self.name()
             ));
         }
         if let Some(n) = &self.node_name
@@ -190,9 +192,14 @@ impl ClusterConfig {
         Duration::from_millis(self.lease_margin_ms)
     }
 
+    /// The cluster name in effect.
+    pub fn name(&self) -> &str {
+        self.cluster_name.as_deref().unwrap_or("drover")
+    }
+
     /// Redis key prefix.
     pub fn key_prefix(&self) -> String {
-        format!("drover:{}", self.cluster_name)
+        format!("drover:{}", self.name())
     }
 
     /// The configured node name, or host name + random suffix.

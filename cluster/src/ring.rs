@@ -71,9 +71,7 @@ pub fn plan(
         let holds = held.contains(&s);
         if mine && !holds {
             p.acquire.push(s);
-        } else if holds && !mine && preferred.is_some() {
-            p.release.push(s);
-        } else if holds && !in_ring {
+        } else if holds && !mine && (preferred.is_some() || !in_ring) {
             p.release.push(s);
         }
     }

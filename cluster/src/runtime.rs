@@ -178,7 +178,7 @@ pub(crate) async fn start(
         // same mutual TLS; peers come in through ours (socket options, refusal counted).
         let server = NodeServer::new(
             0,
-            cfg.cluster_name.clone(),
+            cfg.name().to_owned(),
             me.clone(),
             advertise.clone().unwrap_or_else(|| "localhost".into()),
             Some(IncomingEncryptionMode::Tls(

@@ -240,6 +240,16 @@ impl Actor for DeviceActor {
 /// First poll: a stable per-device offset, spread over the interval (at most 30 s), so a
 /// fleet that starts together never polls in one burst.
 fn first_poll_delay(spec: &DeviceSpec, policy: &DevicePolicy) -> Duration {
+    let interval_ms = spec.poll_interval.as_millis().max(1) as u64;
+    if policy.wall_clock_grid && spec.poll_interval <= policy.first_poll_spread {
+        // Slot `offset` of every interval since the Unix epoch: the same on every node.
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let offset = spec.id.stable_hash() % interval_ms;
+        return Duration::from_millis((offset + interval_ms - now_ms % interval_ms) % interval_ms);
+    }
     let spread = spec
         .poll_interval
         .min(policy.first_poll_spread)
@@ -420,6 +430,18 @@ impl DeviceState {
             next += interval;
         }
         self.schedule_poll(myself, next);
+
+        if let Some(fence) = &self.args.policy.fence {
+            match (fence.0)(self.args.spec.id) {
+                Some(epoch) => self.args.epoch = epoch,
+                None => {
+                    // The shard's lease is not held now: a stale owner never polls.
+                    metrics::counter!("drover_device_polls_total", "outcome" => "fenced")
+                        .increment(1);
+                    return;
+                }
+            }
+        }
 
         let client = match &self.client {
             Some(c) if !c.is_closed() => c.clone(),

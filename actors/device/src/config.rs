@@ -67,6 +67,25 @@ pub struct DevicePolicy {
     pub max_rows: usize,
     /// Most interfaces carried in one metrics sample.
     pub max_interfaces_per_sample: usize,
+    /// Cluster fencing, asked before every poll: `None` skips the poll (this node does not
+    /// hold the lease of the device's shard at this instant), `Some(epoch)` is the shard's
+    /// epoch the poll's events carry. No fence: always poll, under `DeviceArgs::epoch`.
+    pub fence: Option<Fence>,
+    /// Put first polls on a wall-clock grid (slot = stable offset within the interval), so
+    /// that a device handed from one node to another keeps its phase: the new owner's
+    /// first poll comes one interval after the old owner's last, never twice in one
+    /// interval. Used when the interval is within `first_poll_spread`.
+    pub wall_clock_grid: bool,
+}
+
+/// See [`DevicePolicy::fence`].
+#[derive(Clone)]
+pub struct Fence(pub std::sync::Arc<dyn Fn(DeviceId) -> Option<u64> + Send + Sync>);
+
+impl std::fmt::Debug for Fence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fence")
+    }
 }
 
 impl Default for DevicePolicy {
@@ -84,6 +103,8 @@ impl Default for DevicePolicy {
             firmware_check_every: Duration::from_secs(24 * 3600),
             max_rows: 10_000,
             max_interfaces_per_sample: 512,
+            fence: None,
+            wall_clock_grid: false,
         }
     }
 }

@@ -152,6 +152,9 @@ pub(crate) struct NodeConfig {
     /// Print a status line every this many seconds (0: never).
     #[arg(long, env = "DROVER_STATUS_EVERY_SECS", default_value_t = 10)]
     pub(crate) status_every_secs: u64,
+    /// Cluster membership and shard leases (defaults: a lone node that still takes leases).
+    #[command(flatten)]
+    pub(crate) cluster: drover_cluster::ClusterConfig,
 }
 
 impl NodeConfig {
@@ -177,6 +180,7 @@ impl NodeConfig {
                 self.nats_url
             )));
         }
+        self.cluster.validate().map_err(ConfigError)?;
         if self.environment == "production" {
             drover_store::crypto::check_production_secrets(|k| std::env::var(k).ok())
                 .map_err(|e| ConfigError(e.to_string()))?;
@@ -187,6 +191,27 @@ impl NodeConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The cluster settings in effect: an unset cluster name becomes `db-<database name>`,
+    /// so nodes sharing a database share leases and unrelated fleets never meet.
+    pub(crate) fn cluster(&self) -> drover_cluster::ClusterConfig {
+        let mut c = self.cluster.clone();
+        if c.cluster_name.is_none() {
+            let db = self
+                .database
+                .database_url
+                .rsplit_once('/')
+                .map(|(_, n)| n.split('?').next().unwrap_or(n))
+                .unwrap_or("drover");
+            let db: String = db
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                .take(100)
+                .collect();
+            c.cluster_name = Some(format!("db-{db}"));
+        }
+        c
     }
 
     pub(crate) fn full_reload(&self) -> Duration {

@@ -2,9 +2,17 @@
 //! credentials decrypted with the envelope keys, turned into `DeviceSpec`s. Changes arrive
 //! as PostgreSQL notifications (`drover_device_changes`, one per changed device id) and reach
 //! the running actor within about a second; a periodic full reload is the safety net.
+//!
+//! The node runs only the devices of the shards whose leases it holds
+//! ([`drover_cluster::OwnedShards`]): every device is read, and the set handed to
+//! `NodeMsg::Reconcile` is filtered by shard; a change of the owned shards is one reconcile.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use drover_cluster::OwnedShards;
+use tokio::sync::watch;
 
 use drover_device::DeviceSpec;
 use drover_model::{DeviceId, TenantId};
@@ -120,13 +128,69 @@ impl DeviceSource {
     }
 }
 
-/// Keeps the node's device set in step with the database until the node stops.
+/// Every device in the store, and the shards this node holds: what runs here is the
+/// intersection.
+struct Assigned {
+    all: HashMap<DeviceId, DeviceSpec>,
+    owned: Arc<OwnedShards>,
+    loaded: bool,
+}
+
+impl Assigned {
+    fn reconcile(&self, node: &ActorRef<NodeMsg>) -> bool {
+        if !self.loaded {
+            return true;
+        }
+        let specs: Vec<DeviceSpec> = self
+            .all
+            .values()
+            .filter(|s| self.owned.epoch_of(s.id).is_some())
+            .cloned()
+            .collect();
+        tracing::debug!(
+            devices = specs.len(),
+            stored = self.all.len(),
+            shards = self.owned.len(),
+            "devices assigned to this node"
+        );
+        metrics::gauge!("drover_node_devices_assigned").set(specs.len() as f64);
+        node.send_message(NodeMsg::Reconcile(specs)).is_ok()
+    }
+
+    fn upsert(&mut self, spec: DeviceSpec, node: &ActorRef<NodeMsg>) {
+        let id = spec.id;
+        let mine = self.owned.epoch_of(id).is_some();
+        self.all.insert(id, spec.clone());
+        if self.loaded {
+            let _ = if mine {
+                node.send_message(NodeMsg::Upsert(Box::new(spec)))
+            } else {
+                node.send_message(NodeMsg::Remove(id))
+            };
+        }
+    }
+
+    fn remove(&mut self, id: DeviceId, node: &ActorRef<NodeMsg>) {
+        self.all.remove(&id);
+        let _ = node.send_message(NodeMsg::Remove(id));
+    }
+}
+
+/// Keeps the node's device set in step with the database and with the shards it holds,
+/// until the node stops.
 pub(crate) async fn watch(
     source: DeviceSource,
     poller_url: String,
     node: ActorRef<NodeMsg>,
     full_reload: Duration,
+    mut owned: watch::Receiver<Arc<OwnedShards>>,
 ) {
+    let mut assigned = Assigned {
+        all: HashMap::new(),
+        owned: owned.borrow_and_update().clone(),
+        loaded: false,
+    };
+    let mut owned_open = true;
     loop {
         // (Re)connect the listener first, then reload everything: no change can slip between.
         let mut listener = match sqlx::postgres::PgListener::connect(&poller_url).await {
@@ -145,7 +209,8 @@ pub(crate) async fn watch(
             tokio::time::sleep(Duration::from_secs(2)).await;
             continue;
         }
-        if !reload(&source, &node).await {
+        assigned.owned = owned.borrow_and_update().clone();
+        if !reload(&source, &node, &mut assigned).await {
             tokio::time::sleep(Duration::from_secs(2)).await;
             continue;
         }
@@ -156,7 +221,7 @@ pub(crate) async fn watch(
                 n = listener.recv() => match n {
                     Ok(n) if n.channel() == TENANT_CHANGES_CHANNEL => {
                         // A tenant's default interval changed: rare, so re-read everything.
-                        reload(&source, &node).await;
+                        reload(&source, &node, &mut assigned).await;
                     }
                     Ok(n) => {
                         let Ok(id) = n.payload().parse::<Uuid>() else {
@@ -164,8 +229,8 @@ pub(crate) async fn watch(
                             continue;
                         };
                         match source.load_one(id).await {
-                            Ok(Some(spec)) => { let _ = node.send_message(NodeMsg::Upsert(Box::new(spec))); }
-                            Ok(None) => { let _ = node.send_message(NodeMsg::Remove(DeviceId(id))); }
+                            Ok(Some(spec)) => assigned.upsert(spec, &node),
+                            Ok(None) => assigned.remove(DeviceId(id), &node),
                             Err(e) => tracing::warn!(device = %id, error = %e, "cannot load changed device"),
                         }
                         metrics::counter!("drover_device_changes_total").increment(1);
@@ -175,18 +240,27 @@ pub(crate) async fn watch(
                         break;
                     }
                 },
-                _ = ticker.tick() => { reload(&source, &node).await; }
+                changed = owned.changed(), if owned_open => {
+                    if changed.is_err() {
+                        owned_open = false;
+                        continue;
+                    }
+                    assigned.owned = owned.borrow_and_update().clone();
+                    assigned.reconcile(&node);
+                }
+                _ = ticker.tick() => { reload(&source, &node, &mut assigned).await; }
             }
         }
     }
 }
 
-async fn reload(source: &DeviceSource, node: &ActorRef<NodeMsg>) -> bool {
+async fn reload(source: &DeviceSource, node: &ActorRef<NodeMsg>, assigned: &mut Assigned) -> bool {
     match source.load_all().await {
         Ok(specs) => {
             tracing::info!(devices = specs.len(), "device set loaded");
-            metrics::gauge!("drover_node_devices_assigned").set(specs.len() as f64);
-            node.send_message(NodeMsg::Reconcile(specs)).is_ok()
+            assigned.all = specs.into_iter().map(|s| (s.id, s)).collect();
+            assigned.loaded = true;
+            assigned.reconcile(node)
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot load devices");

@@ -2,6 +2,8 @@
 //! `drover migrate` applies the schema; `drover demo seed` fills a demo tenant with devices
 //! of a running simulator.
 
+mod cluster_cmd;
+mod cluster_gateway;
 mod config;
 mod demo;
 mod device_source;
@@ -25,12 +27,15 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a node: migrate, load the devices, poll them, publish their events.
-    Run(NodeConfig),
+    Run(Box<NodeConfig>),
     /// Apply pending migrations (once per cluster, under an advisory lock).
     Migrate(DatabaseArgs),
     /// Demo helpers.
     #[command(subcommand)]
     Demo(demo::DemoCommand),
+    /// Cluster certificates: a CA and node certificates for mutual TLS between nodes.
+    #[command(subcommand)]
+    Cluster(cluster_cmd::ClusterCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,7 +64,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Run(cfg) => {
                 cfg.validate()?;
-                node::run(cfg).await
+                node::run(*cfg).await
             }
             Command::Migrate(db) => {
                 let report = db.migrate().await?;
@@ -71,6 +76,7 @@ fn main() -> std::process::ExitCode {
                 Ok(())
             }
             Command::Demo(cmd) => demo::run(cmd).await,
+            Command::Cluster(cmd) => cluster_cmd::run(cmd),
         }
     });
     match result {

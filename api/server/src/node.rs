@@ -1,10 +1,12 @@
 //! `drover run`: wires one node together — migrations, metrics, the store, the recorder, the
-//! event fan-out, the actor tree and the device source — and shuts it down in order.
+//! event fan-out, the cluster layer (shard leases), the actor tree and the device source —
+//! and shuts it down in order.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_device::DevicePolicy;
+use drover_cluster::{Cluster, ClusterHandle};
+use drover_device::{DevicePolicy, Fence};
 use drover_model::Event;
 use drover_node::fanout::Fanout;
 use drover_node::hub::EventHub;
@@ -17,6 +19,7 @@ use drover_store::{PollerStore, Store, StoreConfig};
 use ractor::Actor;
 use routeros_client::TlsPolicy;
 
+use crate::cluster_gateway::LocalGateway;
 use crate::config::NodeConfig;
 use crate::device_source::{self, DeviceSource};
 
@@ -70,8 +73,14 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         fanout.emit(event);
     });
 
+    // The cluster layer decides which shards (and so which devices) run here; every poll
+    // first checks that this node holds the device's shard lease at that instant.
+    let cluster = Cluster::start(cfg.cluster(), Arc::new(LocalGateway)).await?;
+    let fence_cluster = cluster.clone();
     let policy = DevicePolicy {
         offline_after_misses: cfg.offline_after_misses,
+        fence: Some(Fence(Arc::new(move |id| fence_cluster.lease_epoch(id)))),
+        wall_clock_grid: true,
         ..DevicePolicy::default()
     };
     let (node, node_task) = Actor::spawn(
@@ -98,6 +107,7 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         cfg.database.poller_url(),
         node.clone(),
         cfg.full_reload(),
+        cluster.owned_shards(),
     ));
     let status = tokio::spawn(print_status(
         node.clone(),
@@ -106,11 +116,17 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         cfg.status_every_secs,
     ));
 
-    tracing::info!(metrics = %cfg.metrics_addr, nats = %cfg.nats_url, "drover node running");
-    wait_for_shutdown_signal().await;
-    tracing::info!("shutting down: stopping device actors, flushing events");
+    let cluster_status = tokio::spawn(cluster_status(cluster.clone()));
 
-    // Order: stop taking changes, stop devices (closing sessions), flush events and samples.
+    tracing::info!(metrics = %cfg.metrics_addr, nats = %cfg.nats_url, node = cluster.node_name(), "drover node running");
+    wait_for_shutdown_signal().await;
+    tracing::info!("shutting down: handing shards over, stopping device actors, flushing events");
+
+    // Order: hand the shards over (the device source stops their devices, then the leases
+    // are released for other nodes), stop taking changes, stop the rest of the actor tree
+    // (closing sessions), flush events and samples.
+    cluster.shutdown().await;
+    cluster_status.abort();
     watcher.abort();
     status.abort();
     maintenance_task.abort();
@@ -171,6 +187,28 @@ async fn print_status(
             recorder = ?r,
             "status"
         );
+    }
+}
+
+/// Logs membership and ownership changes.
+async fn cluster_status(cluster: ClusterHandle) {
+    let mut owned = cluster.owned_shards();
+    let mut last = usize::MAX;
+    loop {
+        let n = owned.borrow_and_update().len();
+        if n != last {
+            let members = cluster.members();
+            tracing::info!(
+                shards = n,
+                members = members.len(),
+                alive = members.iter().filter(|m| m.alive).count(),
+                "shards owned"
+            );
+            last = n;
+        }
+        if owned.changed().await.is_err() {
+            return;
+        }
     }
 }
 
