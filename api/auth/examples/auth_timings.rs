@@ -45,7 +45,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     time("password::hash (argon2id m=19MiB t=2)", 3, || {
         drover_auth::password::hash("pw")
     });
-    time("password::verify", 3, || drover_auth::password::verify("pw", &phc));
+    time("password::verify", 3, || {
+        drover_auth::password::verify("pw", &phc)
+    });
     let keys = TokenKeys::from_secret(&[9; 32])?;
     let claims = Claims::new(
         Uuid::new_v4(),
