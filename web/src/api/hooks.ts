@@ -2,12 +2,19 @@
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { del, get, patch, post } from './client';
 import type {
+  CommandBody,
+  NewApiKeyRequest,
+  NewTenant,
+  NewUser,
+  TenantPatch,
+  UserPatch,
   ApiKey,
   AuditPage,
   BulkAdd,
   BulkUpdate,
   CommandResult,
   ConnectionTestReport,
+  DevicePatch,
   Device,
   FleetSummary,
   Label,
@@ -16,7 +23,6 @@ import type {
   NewApiKey,
   NewDevice,
   Page,
-  Role,
   StatusChange,
   Tenant,
   User,
@@ -57,8 +63,8 @@ export function useTenantMutations() {
   const qc = useQueryClient();
   const done = () => qc.invalidateQueries({ queryKey: ['tenants'] });
   return {
-    create: useMutation({ mutationFn: (b: { name: string }) => post<Tenant>('/tenants', b), onSuccess: done }),
-    update: useMutation({ mutationFn: ({ id, ...b }: { id: string; name?: string; default_poll_interval_s?: number }) => patch<Tenant>(`/tenants/${id}`, b), onSuccess: done }),
+    create: useMutation({ mutationFn: (b: NewTenant) => post<Tenant>('/tenants', b), onSuccess: done }),
+    update: useMutation({ mutationFn: ({ id, ...b }: TenantPatch & { id: string }) => patch<Tenant>(`/tenants/${id}`, b), onSuccess: done }),
     remove: useMutation({ mutationFn: (id: string) => del(`/tenants/${id}`), onSuccess: done }),
   };
 }
@@ -111,7 +117,7 @@ export function useDeviceMutations(tenantId: string) {
       onSuccess: done,
     }),
     update: useMutation({
-      mutationFn: ({ id, ...b }: { id: string; name?: string; address?: string; api_port?: number; notes?: string }) => patch<Device>(`${T(tenantId)}/devices/${id}`, b),
+      mutationFn: ({ id, ...b }: DevicePatch & { id: string }) => patch<Device>(`${T(tenantId)}/devices/${id}`, b),
       onSuccess: (_d, v) => {
         done();
         qc.invalidateQueries({ queryKey: ['device', tenantId, v.id] });
@@ -127,7 +133,7 @@ export function useDeviceMutations(tenantId: string) {
 
 export const useRunCommand = (tenantId: string, deviceId: string) =>
   useMutation({
-    mutationFn: (b: { path: string; action: string; params: Record<string, string>; filters?: Record<string, string> }) =>
+    mutationFn: (b: CommandBody) =>
       post<CommandResult>(`${T(tenantId)}/devices/${deviceId}/commands`, b),
   });
 
@@ -183,11 +189,11 @@ export function useUserMutations(tenantId: string) {
   const done = () => qc.invalidateQueries({ queryKey: ['users', tenantId] });
   return {
     create: useMutation({
-      mutationFn: (b: { email: string; name?: string; role: Role; password: string }) => post<User>(`${T(tenantId)}/users`, b),
+      mutationFn: (b: NewUser) => post<User>(`${T(tenantId)}/users`, b),
       onSuccess: done,
     }),
     update: useMutation({
-      mutationFn: ({ id, ...b }: { id: string; role?: Role; name?: string; is_active?: boolean }) => patch<User>(`${T(tenantId)}/users/${id}`, b),
+      mutationFn: ({ id, ...b }: UserPatch & { id: string }) => patch<User>(`${T(tenantId)}/users/${id}`, b),
       onSuccess: done,
     }),
     remove: useMutation({ mutationFn: (id: string) => del(`${T(tenantId)}/users/${id}`), onSuccess: done }),
@@ -205,7 +211,7 @@ export function useApiKeyMutations(tenantId: string) {
   const done = () => qc.invalidateQueries({ queryKey: ['api-keys', tenantId] });
   return {
     create: useMutation({
-      mutationFn: (b: { name: string; role: Role; expires_at?: string }) => post<NewApiKey>(`${T(tenantId)}/api-keys`, b),
+      mutationFn: (b: NewApiKeyRequest) => post<NewApiKey>(`${T(tenantId)}/api-keys`, b),
       onSuccess: done,
     }),
     revoke: useMutation({ mutationFn: (id: string) => del(`${T(tenantId)}/api-keys/${id}`), onSuccess: done }),

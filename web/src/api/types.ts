@@ -1,215 +1,62 @@
-// The UI's view of the API, written against drover-api's DTOs (api/rest/src/routes).
-// Once api/openapi.json is committed these become aliases into the generated schema.d.ts.
+// The UI's API types: aliases into schema.d.ts, which `npm run gen:api` generates from the
+// committed api/openapi.json. A spec change that breaks the UI fails `tsc` in the build.
+import type { components } from './schema';
+
+type S = components['schemas'];
 
 export type Role = 'super_admin' | 'tenant_admin' | 'operator' | 'viewer';
 export const ROLES: Role[] = ['viewer', 'operator', 'tenant_admin', 'super_admin'];
+/** The spec types roles as strings; the UI narrows them to the four it knows. */
+type WithRole<T> = Omit<T, 'role'> & { role: Role };
 
-export interface Me {
-  id: string;
-  email: string;
-  name?: string | null;
-  role: Role;
-  tenant_id: string | null;
-  via?: string;
-}
+export type ApiErrorBody = S['ErrorBody'];
 
-export interface ApiErrorBody {
-  code: string;
-  message: string;
-  request_id?: string;
-}
+export type Me = WithRole<S['Me']>;
+export type SrpInitRequest = S['SrpInitRequest'];
+export type SrpInitReply = S['SrpInitResponse'];
+export type SrpVerifyRequest = S['SrpVerifyRequest'];
+export type SrpVerifyReply = Omit<S['LoginResponse'], 'user'> & { user: Me };
+export type LegacyLoginRequest = S['LegacyLoginRequest'];
+export type LegacyLoginReply = S['LegacyLoginResponse'];
+export type EnrolRequest = S['EnrolRequest'];
+export type PasswordChangeRequest = S['PasswordChangeRequest'];
+export type SseTicketRequest = S['SseTicketRequest'];
+export type SseTicketReply = S['SseTicketResponse'];
 
-export interface SrpInitReply {
-  session_id: string;
-  salt: string;
-  b: string;
-}
-export interface SrpVerifyReply {
-  m2: string;
-  access_token?: string;
-  token_type?: string;
-  expires_in?: number;
-  user: Me;
-}
-export interface LegacyLoginReply {
-  status: string;
-  enrolment_ticket?: string;
-}
+export type Tenant = S['Tenant'];
+export type NewTenant = S['NewTenant'];
+export type TenantPatch = S['TenantPatch'];
 
-export interface Tenant {
-  id: string;
-  name: string;
-  description?: string | null;
-  contact_email?: string | null;
-  default_poll_interval_s?: number;
-  created_at?: string;
-}
+export type User = WithRole<S['User']>;
+export type NewUser = S['NewUser'];
+export type UserPatch = S['UserPatch'];
 
-export interface User {
-  id: string;
-  tenant_id?: string | null;
-  email: string;
-  name?: string | null;
-  role: Role;
-  is_active?: boolean;
-  must_enrol?: boolean;
-  last_login_at?: string | null;
-  created_at?: string;
-}
-
-export interface ApiKey {
-  id: string;
-  name: string;
-  prefix: string;
-  role: Role;
-  scopes?: string[];
-  created_at?: string;
-  expires_at?: string | null;
-  last_used_at?: string | null;
-  revoked_at?: string | null;
-}
-export interface NewApiKey {
-  id: string;
-  key: string;
-  prefix: string;
-}
+export type ApiKey = WithRole<S['ApiKey']>;
+export type NewApiKeyRequest = S['NewApiKey'];
+export type NewApiKey = S['CreatedApiKey'];
 
 export const DEVICE_STATUSES = ['online', 'degraded', 'connecting', 'offline', 'auth_failed', 'quarantined'] as const;
 export type DeviceStatus = (typeof DEVICE_STATUSES)[number] | string;
 
-export interface Device {
-  id: string;
-  name: string;
-  address: string;
-  api_port?: number;
-  tls_mode?: string;
-  status: DeviceStatus;
-  status_reason?: string | null;
-  status_changed_at?: string | null;
-  last_seen_at?: string | null;
-  cpu_percent?: number | null;
-  memory_percent?: number | null;
-  disk_percent?: number | null;
-  temperature_c?: number | null;
-  wireless_clients?: number | null;
-  uptime_s?: number | null;
-  routeros_version?: string | null;
-  board_name?: string | null;
-  serial_number?: string | null;
-  site_id?: string | null;
-  poll_interval_s?: number | null;
-  notes?: string | null;
-  tags?: string[];
-  groups?: string[];
-  created_at?: string;
-}
+export type TlsMode = S['TlsMode'];
+export type Device = S['Device'];
+export type Page<T> = { items: T[]; total: number; limit?: number; offset?: number };
+export type DevicePage = S['DevicePage'];
+export type NewDevice = S['NewDeviceBody'];
+export type BulkAdd = S['BulkAddBody'];
+export type BulkUpdate = S['BulkUpdateBody'];
+export type DevicePatch = S['DevicePatch'];
+export type Label = S['Label'];
+export type Site = S['Site'];
 
-export interface Page<T> {
-  items: T[];
-  total: number;
-  limit?: number;
-  offset?: number;
-}
+export type HealthPoint = S['MetricsPoint'];
+export type InterfacePoint = S['InterfacePoint'];
+export type MetricsSeries = S['MetricsSeries'];
+export type StatusChange = S['StatusChange'];
+export type CommandBody = S['CommandBody'];
+export type CommandResult = S['CommandReply'];
+export type ConnectionTestReport = S['ConnectionTestReport'];
+export type FleetSummary = S['FleetSummary'];
 
-export interface NewDevice {
-  name: string;
-  address: string;
-  api_port?: number;
-  tls_mode?: string;
-  username?: string;
-  password?: string;
-  tag_ids?: string[];
-  site_id?: string | null;
-}
-export interface BulkAdd {
-  devices: { name: string; address: string; api_port?: number }[];
-  username?: string;
-  password?: string;
-  tls_mode?: string;
-  tag_ids?: string[];
-  site_id?: string | null;
-}
-
-export interface Label {
-  id: string;
-  name: string;
-  detail?: string | null;
-}
-
-export interface HealthPoint {
-  at: string;
-  samples?: number;
-  cpu_percent: number | null;
-  cpu_max?: number | null;
-  memory_percent: number | null;
-  disk_percent: number | null;
-  temperature_c: number | null;
-}
-export interface InterfacePoint {
-  at: string;
-  name: string;
-  rx_bps: number | null;
-  tx_bps: number | null;
-  rx_bps_max?: number | null;
-  tx_bps_max?: number | null;
-}
-export interface MetricsSeries {
-  from: string;
-  to: string;
-  bucket_seconds: number;
-  health: HealthPoint[];
-  interfaces: InterfacePoint[];
-}
-
-export interface StatusChange {
-  at: string;
-  status: string;
-  reason?: string | null;
-}
-
-export interface CommandResult {
-  rows: Record<string, string>[];
-  done: Record<string, string>;
-}
-
-export interface ConnectionTestReport {
-  ok: boolean;
-  latency_ms?: number;
-  identity?: string | null;
-  version?: string | null;
-  certificate_fingerprint?: string | null;
-  error?: string | null;
-}
-
-export interface FleetSummary {
-  total: number;
-  by_status: Record<string, number>;
-  attention?: Device[];
-  cpu_avg?: number | null;
-  memory_avg?: number | null;
-}
-
-export interface AuditRecord {
-  id: number;
-  at: string;
-  actor_kind?: string;
-  actor_id?: string | null;
-  action: string;
-  resource_type?: string | null;
-  resource_id?: string | null;
-  device_id?: string | null;
-  ip_address?: string | null;
-  details?: unknown;
-}
-export interface AuditPage {
-  items: AuditRecord[];
-  next_before_id?: number | null;
-}
-
-export interface BulkUpdate {
-  device_ids: string[];
-  add_tag_ids?: string[];
-  remove_tag_ids?: string[];
-  group_id?: string | null;
-  delete?: boolean;
-}
+export type AuditRecord = S['AuditRecord'];
+export type AuditPage = S['AuditPage'];

@@ -4,7 +4,7 @@ import { useMemo, useState } from 'react';
 export interface Series {
   name: string;
   colour: string; // a Tailwind stroke class, e.g. "stroke-teal-500"
-  points: { t: number; v: number | null }[];
+  points: { t: number; v: number | null | undefined }[];
 }
 
 function extent(series: Series[], fixedMax?: number) {
@@ -122,7 +122,7 @@ export function LineChart({
   );
 }
 
-export function Sparkline({ values, className, max }: { values: (number | null)[]; className?: string; max?: number }) {
+export function Sparkline({ values, className, max }: { values: (number | null | undefined)[]; className?: string; max?: number }) {
   const W = 120;
   const H = 32;
   const vmax = max ?? Math.max(1, ...values.filter((v): v is number => v != null));

@@ -1,6 +1,6 @@
 // Sign-in, enrolment and re-enrolment flows over the API (the math is in ./crypto).
 import { ApiError, post } from '../api/client';
-import type { LegacyLoginReply, Me, SrpInitReply, SrpVerifyReply } from '../api/types';
+import type { EnrolRequest, LegacyLoginReply, LegacyLoginRequest, Me, PasswordChangeRequest, SrpInitReply, SrpInitRequest, SrpVerifyReply, SrpVerifyRequest } from '../api/types';
 import { bigToHex, bytesToHex, randomBytes } from './crypto/bytes';
 import { computeProof, computeVerifier } from './crypto/deriveClient';
 import { g, modPow, N, randomEphemeral, verifyServerProof } from './crypto/srp';
@@ -14,7 +14,7 @@ export async function srpLogin(email: string, password: string, secretKey: Uint8
   const identity = normEmail(email);
   const a = randomEphemeral();
   const A = modPow(g, a, N);
-  const init = await post<SrpInitReply>('/auth/srp/init', { email: identity, a: bigToHex(A) }, { noAuthRetry: true });
+  const init = await post<SrpInitReply>('/auth/srp/init', { email: identity, a: bigToHex(A) } satisfies SrpInitRequest, { noAuthRetry: true });
   const proof = await computeProof({
     password,
     secretKey: bytesToHex(secretKey),
@@ -23,7 +23,7 @@ export async function srpLogin(email: string, password: string, secretKey: Uint8
     a: bigToHex(a),
     B: init.b,
   });
-  const reply = await post<SrpVerifyReply>('/auth/srp/verify', { session_id: init.session_id, m1: proof.M1 }, { noAuthRetry: true });
+  const reply = await post<SrpVerifyReply>('/auth/srp/verify', { session_id: init.session_id, m1: proof.M1 } satisfies SrpVerifyRequest, { noAuthRetry: true });
   if (!verifyServerProof(hexToBytes(proof.M2), reply.m2)) {
     // The server did not prove it knows the verifier: do not trust this session.
     await post('/auth/logout', undefined, { noAuthRetry: true }).catch(() => undefined);
@@ -38,7 +38,7 @@ export type LegacyOutcome = { kind: 'enrol'; ticket: string } | { kind: 'srp_req
 /** Password sign-in for accounts that have not enrolled yet (admin-created or bootstrap). */
 export async function legacyLogin(email: string, password: string): Promise<LegacyOutcome> {
   try {
-    const r = await post<LegacyLoginReply>('/auth/login', { email: normEmail(email), password }, { noAuthRetry: true });
+    const r = await post<LegacyLoginReply>('/auth/login', { email: normEmail(email), password } satisfies LegacyLoginRequest, { noAuthRetry: true });
     if (r.status === 'enrolment_required' && typeof r.enrolment_ticket === 'string') return { kind: 'enrol', ticket: r.enrolment_ticket };
     throw new ApiError(500, { code: 'unexpected', message: `Unexpected sign-in reply: ${String(r.status)}` });
   } catch (e) {
@@ -56,14 +56,14 @@ async function newVerifier(email: string, password: string, secretKey: Uint8Arra
 /** Stores the salt and verifier for a new Secret Key and password, then remembers the key. */
 export async function enrol(ticket: string, email: string, password: string, secretKey: Uint8Array) {
   const { salt, verifier } = await newVerifier(email, password, secretKey);
-  await post('/auth/srp/enrol', { enrolment_ticket: ticket, salt, verifier }, { noAuthRetry: true });
+  await post('/auth/srp/enrol', { enrolment_ticket: ticket, salt, verifier } satisfies EnrolRequest, { noAuthRetry: true });
   await saveSecretKey(normEmail(email), secretKey);
 }
 
 /** Re-enrols the signed-in user with a new password (and optionally a new Secret Key). */
 export async function changePassword(email: string, password: string, secretKey: Uint8Array) {
   const { salt, verifier } = await newVerifier(email, password, secretKey);
-  await post('/auth/password', { salt, verifier });
+  await post('/auth/password', { salt, verifier } satisfies PasswordChangeRequest);
   await saveSecretKey(normEmail(email), secretKey);
 }
 

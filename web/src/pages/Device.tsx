@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams } from '@tanstack/react-router';
 import { useDevice, useDeviceMutations, useMe, useMetrics, useRunCommand, useStatusHistory } from '../api/hooks';
-import type { CommandResult, HealthPoint } from '../api/types';
+import type { CommandBody, CommandResult, HealthPoint } from '../api/types';
 import { LineChart, type Series } from '../components/charts';
 import { EventList } from '../components/EventList';
 import { Button, Card, ErrorState, Field, Input, InlineError, Modal, PageHeader, Select, Skeleton, SkeletonRows, StatusBadge, Table, Badge, Empty } from '../components/ui';
@@ -11,14 +11,15 @@ import { can } from '../lib/roles';
 import { liveStream } from '../lib/sse';
 
 const HOUR = 3600_000;
-type TrafficPoint = { t: number; rx: number | null; tx: number | null };
+type TrafficPoint = { t: number; rx: number | null | undefined; tx: number | null | undefined };
+type HealthAt = Pick<HealthPoint, 'at' | 'cpu_percent' | 'memory_percent' | 'disk_percent' | 'temperature_c'> & { t: number };
 
 /** The last hour from the API, then every metrics.sample for this device from the stream. */
 function useLiveMetrics(tenantId: string, deviceId: string) {
   const [from] = useState(() => new Date(Date.now() - HOUR).toISOString());
   const [to] = useState(() => new Date().toISOString());
   const hist = useMetrics(tenantId, deviceId, from, to);
-  const [live, setLive] = useState<{ health: (HealthPoint & { t: number })[]; traffic: Record<string, TrafficPoint[]>; ifaces: LiveInterface[] | null }>({
+  const [live, setLive] = useState<{ health: HealthAt[]; traffic: Record<string, TrafficPoint[]>; ifaces: LiveInterface[] | null }>({
     health: [],
     traffic: {},
     ifaces: null,
@@ -32,7 +33,7 @@ function useLiveMetrics(tenantId: string, deviceId: string) {
         setLive((l) => {
           const traffic = { ...l.traffic };
           for (const i of m.interfaces ?? []) traffic[i.name] = [...(traffic[i.name] ?? []), { t, rx: i.rx_bps ?? null, tx: i.tx_bps ?? null }].slice(-720);
-          const p = { at: m.at, t, cpu_percent: m.cpu_percent ?? null, memory_percent: m.memory_percent ?? null, disk_percent: m.disk_percent ?? null, temperature_c: m.temperature_c ?? null };
+          const p: HealthAt = { at: m.at, t, cpu_percent: m.cpu_percent ?? undefined, memory_percent: m.memory_percent ?? undefined, disk_percent: m.disk_percent ?? undefined, temperature_c: m.temperature_c ?? undefined };
           return { health: [...l.health, p].slice(-720), traffic, ifaces: m.interfaces ?? l.ifaces };
         });
       }),
@@ -40,7 +41,7 @@ function useLiveMetrics(tenantId: string, deviceId: string) {
   );
   const health = useMemo(() => {
     const cutoff = Date.now() - HOUR;
-    const past = (hist.data?.health ?? []).map((p) => ({ ...p, t: Date.parse(p.at) }));
+    const past: HealthAt[] = (hist.data?.health ?? []).map((p) => ({ ...p, t: Date.parse(p.at) }));
     return [...past, ...live.health].filter((p) => p.t >= cutoff).sort((a, b) => a.t - b.t);
   }, [hist.data, live.health]);
   const traffic = useMemo(() => {
@@ -285,9 +286,9 @@ function CommandRunner({ tenantId, deviceId }: { tenantId: string; deviceId: str
     let menu = path.trim().replace(/\/+$/, '');
     // Accept "/interface/print" typed whole: the last word becomes the action.
     const tail = menu.split('/').at(-1)!;
-    let act = action;
+    let act = action as CommandBody['action'];
     if (['print', 'add', 'set', 'remove'].includes(tail)) {
-      act = tail;
+      act = tail as CommandBody['action'];
       menu = menu.slice(0, -tail.length - 1);
     }
     if (!/^(\/[a-z0-9-]+)+$/.test(menu)) return setErr('A RouterOS menu path such as /interface or /ip/address.');

@@ -7,6 +7,7 @@ import { useQueries } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { devicePageQuery, useDeviceMutations, useGroups, useMe, useNamedMutations, useSites, useTags, type DeviceFilters } from '../api/hooks';
 import { DEVICE_STATUSES, type Device, type NewDevice } from '../api/types';
+import type { TlsMode } from '../api/types';
 import { Button, cx, ErrorState, Field, Input, InlineError, Modal, PageHeader, Select, Skeleton, StatusBadge, Badge } from '../components/ui';
 import { TransportSelect } from '../components/TransportSelect';
 import { formatPct, formatRelative, formatUptime, isValidHost, formatCount } from '../lib/format';
@@ -325,7 +326,7 @@ export default function FleetPage() {
 export function AddDevice({ tenantId, onClose, onCreated }: { tenantId: string; onClose: () => void; onCreated?: (id: string) => void }) {
   const m = useDeviceMutations(tenantId);
   const tags = useTags(tenantId);
-  const [f, setF] = useState({ name: '', host: '', port: '8729', tls: 'verify', username: 'admin', password: '', tag: '' });
+  const [f, setF] = useState({ name: '', host: '', port: '8729', tls: 'verify' as TlsMode, username: 'admin', password: '', tag: '' });
   const [errs, setErrs] = useState<Record<string, string>>({});
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -425,7 +426,7 @@ function BulkDialog({ tenantId, kind, ids, onClose }: { tenantId: string; kind: 
         : kind === 'untag'
           ? { device_ids: ids, remove_tag_ids: [tagId!] }
           : kind === 'group'
-            ? { device_ids: ids, group_id: value === '__none' ? null : value }
+            ? { device_ids: ids, group_id: value }
             : { device_ids: ids, delete: true };
     const ok = await m.bulkUpdate.mutateAsync(body).then(() => true, () => false);
     if (ok) onClose(true);
@@ -448,7 +449,6 @@ function BulkDialog({ tenantId, kind, ids, onClose }: { tenantId: string; kind: 
           <Field label="Group" error={err}>
             <Select value={value} onChange={(e) => setValue(e.target.value)}>
               <option value="">Choose…</option>
-              <option value="__none">No group</option>
               {groups.data?.map((g) => (
                 <option key={g.id} value={g.id}>
                   {g.name}

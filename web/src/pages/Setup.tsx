@@ -5,6 +5,7 @@ import { useQuery } from '@tanstack/react-query';
 import { get } from '../api/client';
 import { useDeviceMutations, useMe, useTenantMutations, useTenants } from '../api/hooks';
 import type { Device, Page } from '../api/types';
+import type { TlsMode } from '../api/types';
 import { Button, Card, Field, Input, InlineError, PageHeader, Select, StatusBadge, cx } from '../components/ui';
 import { TransportSelect } from '../components/TransportSelect';
 import { cidrHosts, isValidHost } from '../lib/format';
@@ -16,7 +17,7 @@ import { rememberTenant } from '../lib/tenantPref';
 export default function SetupPage() {
   const me = useMe().data!;
   const tenants = useTenants(can(me.role, 'super'));
-  const [tenantId, setTenantId] = useState<string | null>(me.tenant_id);
+  const [tenantId, setTenantId] = useState<string | null>(me.tenant_id ?? null);
   const [added, setAdded] = useState<string[] | null>(null);
   const step = !tenantId ? 1 : !added ? 2 : 3;
   return (
@@ -74,7 +75,7 @@ function TenantStep({ existing, onDone }: { existing: { id: string; name: string
 function DevicesStep({ tenantId, onDone }: { tenantId: string; onDone: (hosts: string[]) => void }) {
   const m = useDeviceMutations(tenantId);
   const [mode, setMode] = useState<'one' | 'subnet'>('one');
-  const [f, setF] = useState({ name: '', host: '', subnet: '', port: '8729', tls: 'verify', username: 'admin', password: '' });
+  const [f, setF] = useState({ name: '', host: '', subnet: '', port: '8729', tls: 'verify' as TlsMode, username: 'admin', password: '' });
   const [errs, setErrs] = useState<Record<string, string>>({});
   const submit = async (e: FormEvent) => {
     e.preventDefault();
