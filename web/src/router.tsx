@@ -13,7 +13,7 @@ export interface FleetSearch {
   tag?: string;
   group?: string;
   site?: string;
-  sort?: string;
+  sort?: 'name' | 'address' | 'status' | 'last_seen';
   order?: 'asc' | 'desc';
 }
 
@@ -101,7 +101,7 @@ export const fleetRoute = createRoute({
     tag: typeof s.tag === 'string' ? s.tag : undefined,
     group: typeof s.group === 'string' ? s.group : undefined,
     site: typeof s.site === 'string' ? s.site : undefined,
-    sort: typeof s.sort === 'string' ? s.sort : undefined,
+    sort: s.sort === 'name' || s.sort === 'address' || s.sort === 'status' || s.sort === 'last_seen' ? s.sort : undefined,
     order: s.order === 'desc' ? ('desc' as const) : s.order === 'asc' ? ('asc' as const) : undefined,
   }),
   component: lazyRouteComponent(() => import('./pages/Fleet')),

@@ -1,6 +1,7 @@
 // TanStack Query hooks over the API; keys are [area, tenantId, ...].
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { del, get, patch, post } from './client';
+import type { operations } from './schema';
 import type {
   CommandBody,
   NewApiKeyRequest,
@@ -69,20 +70,14 @@ export function useTenantMutations() {
   };
 }
 
-export interface DeviceFilters {
-  q?: string;
-  status?: string;
-  tag?: string;
-  group?: string;
-  site?: string;
-  sort?: string;
-  order?: 'asc' | 'desc';
-}
+/** The fleet list's query parameters, as the spec names and types them. */
+export type DeviceFilters = Omit<NonNullable<operations['list_devices']['parameters']['query']>, 'limit' | 'offset'>;
+type ListQuery = NonNullable<operations['list_devices']['parameters']['query']>;
 
 export const devicePageQuery = (tenantId: string, f: DeviceFilters, page: number, pageSize: number) => ({
   queryKey: ['devices', tenantId, f, page, pageSize] as const,
   queryFn: ({ signal }: { signal: AbortSignal }) =>
-    get<Page<Device>>(`${T(tenantId)}/devices`, { ...f, limit: pageSize, offset: page * pageSize }, signal).then(remember),
+    get<Page<Device>>(`${T(tenantId)}/devices`, { ...f, limit: pageSize, offset: page * pageSize } satisfies ListQuery, signal).then(remember),
   staleTime: 15_000,
 });
 
@@ -218,18 +213,13 @@ export function useApiKeyMutations(tenantId: string) {
   };
 }
 
-export interface AuditFilters {
-  action?: string;
-  actor_id?: string;
-  device_id?: string;
-  from?: string;
-  to?: string;
-}
+type AuditQuery = NonNullable<operations['list_audit']['parameters']['query']>;
+export type AuditFilters = Omit<AuditQuery, 'limit' | 'before_id'>;
 export const useAudit = (tenantId: string, f: AuditFilters, beforeId?: number, limit = 50) =>
   useQuery({
     queryKey: ['audit', tenantId, f, beforeId, limit],
     queryFn: async () => {
-      const r = await get<AuditPage | AuditPage['items']>(`${T(tenantId)}/audit`, { ...f, limit, before_id: beforeId });
+      const r = await get<AuditPage | AuditPage['items']>(`${T(tenantId)}/audit`, { ...f, limit, before_id: beforeId } satisfies AuditQuery);
       return Array.isArray(r) ? { items: r, next_before_id: r.length === limit ? r[r.length - 1].id : null } : r;
     },
     placeholderData: keepPreviousData,

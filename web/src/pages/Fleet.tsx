@@ -20,7 +20,7 @@ const ROW = 40;
 // reuses DOM nodes instead of unmounting and creating rows.
 const SLOTS = 128;
 
-const COLUMNS: { key: string; label: string; sort?: string; cls: string }[] = [
+const COLUMNS: { key: string; label: string; sort?: DeviceFilters['sort']; cls: string }[] = [
   { key: 'name', label: 'Name', sort: 'name', cls: 'w-[22%]' },
   { key: 'status', label: 'Status', sort: 'status', cls: 'w-[10%]' },
   { key: 'host', label: 'Address', sort: 'address', cls: 'w-[14%]' },
@@ -197,7 +197,7 @@ export default function FleetPage() {
     setSelected(next);
   };
 
-  const sortBy = (key?: string) => {
+  const sortBy = (key?: DeviceFilters['sort']) => {
     if (!key) return;
     const order = filters.sort === key && filters.order !== 'desc' ? 'desc' : 'asc';
     setFilter({ sort: key, order });
