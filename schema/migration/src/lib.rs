@@ -27,6 +27,7 @@ use sea_orm_migration::sea_orm::{
 mod m20261127_000001_initial;
 mod m20261127_000002_device_change_notify;
 mod m20261127_000003_tenant_poll_interval;
+mod m20261127_000004_auth_by_user_id;
 
 /// The ordered, frozen list of drover's migrations.
 #[derive(Debug)]
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_initial::Migration),
             Box::new(m20261127_000002_device_change_notify::Migration),
             Box::new(m20261127_000003_tenant_poll_interval::Migration),
+            Box::new(m20261127_000004_auth_by_user_id::Migration),
         ]
     }
 }

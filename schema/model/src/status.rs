@@ -49,3 +49,39 @@ impl std::fmt::Display for DeviceStatus {
         f.write_str(self.as_str())
     }
 }
+
+impl std::str::FromStr for DeviceStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.chars().take(40).collect()))
+    }
+}
+
+/// A status name that is not one of [`DeviceStatus::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownStatus(pub String);
+
+impl std::fmt::Display for UnknownStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown device status {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownStatus {}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::DeviceStatus;
+
+    #[test]
+    fn every_status_parses_from_its_name() {
+        for s in DeviceStatus::ALL {
+            assert_eq!(s.as_str().parse::<DeviceStatus>(), Ok(s));
+        }
+        assert!("Online".parse::<DeviceStatus>().is_err());
+    }
+}

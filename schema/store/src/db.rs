@@ -217,8 +217,73 @@ impl Store {
         Ok(key)
     }
 
+    /// Token refresh, enrolment and a user's own account: a transaction in which exactly the
+    /// user `user_id` is visible and updatable in `users` (policies `auth_lookup_id`,
+    /// `auth_update_id`), whatever their tenant; nothing else of any tenant is visible.
+    pub async fn begin_auth_user(&self, user_id: Uuid) -> Result<AuthUserTx> {
+        let tx = self.db.begin().await?;
+        set_local(&tx, "app.auth_user_id", &user_id.to_string()).await?;
+        Ok(AuthUserTx { tx, user_id })
+    }
+
+    /// API-key authentication: records that the key with this hash was just used.
+    pub async fn auth_touch_api_key(&self, key_hash: &str) -> Result<()> {
+        let tx = self.db.begin().await?;
+        set_local(&tx, "app.auth_key_hash", key_hash).await?;
+        tx.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE api_keys SET last_used_at = now() WHERE key_hash = $1",
+            [key_hash.into()],
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Readiness probe: one round trip to the database.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn close(self) {
         self.pool.close().await;
+    }
+}
+
+/// A transaction that sees one user row by id (see [`Store::begin_auth_user`]).
+pub struct AuthUserTx {
+    tx: DatabaseTransaction,
+    user_id: Uuid,
+}
+
+impl fmt::Debug for AuthUserTx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthUserTx")
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthUserTx {
+    pub fn user_id(&self) -> Uuid {
+        self.user_id
+    }
+
+    /// The user row, if it exists.
+    pub async fn user(&self) -> Result<Option<users::Model>> {
+        Ok(users::Entity::find_by_id(self.user_id)
+            .one(&self.tx)
+            .await?)
+    }
+
+    pub fn conn(&self) -> &DatabaseTransaction {
+        &self.tx
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
     }
 }
 

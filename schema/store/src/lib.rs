@@ -33,7 +33,9 @@ pub mod recorder;
 pub mod testing;
 pub mod timeseries;
 
-pub use db::{CrossTenantAccess, CrossTenantTx, PollerStore, Store, StoreConfig, TenantTx};
+pub use db::{
+    AuthUserTx, CrossTenantAccess, CrossTenantTx, PollerStore, Store, StoreConfig, TenantTx,
+};
 pub use drover_model::{DeviceId, TenantId};
 
 /// The id of the "System (Internal)" tenant that owns records of cross-tenant actions.

@@ -225,6 +225,25 @@ pub async fn audit(tx: &TenantTx, e: AuditEntry) -> Result<i64> {
     Ok(m.id)
 }
 
+/// Appends to the audit log of the tenant a cross-tenant transaction acts as (commits with it).
+pub async fn audit_cross_tenant(tx: &crate::CrossTenantTx, e: AuditEntry) -> Result<i64> {
+    let m = audit_log::ActiveModel {
+        tenant_id: Set(tx.acting_as().0),
+        actor_kind: Set(e.actor_kind.to_owned()),
+        actor_id: Set(e.actor_id),
+        action: Set(e.action),
+        resource_type: Set(e.resource_type),
+        resource_id: Set(e.resource_id),
+        device_id: Set(e.device_id),
+        ip_address: Set(e.ip_address),
+        details: Set(e.details),
+        ..Default::default()
+    }
+    .insert(tx.conn())
+    .await?;
+    Ok(m.id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
