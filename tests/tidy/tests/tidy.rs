@@ -82,6 +82,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "drover-store",
             "drover-migration",
             "routeros-client",
+            "routeros-proto",
             "drover-auth",
             "drover-api",
             "drover-cluster",
@@ -97,7 +98,6 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "drover-store",
             "drover-node",
             "drover-device",
-            "routeros-proto",
         ],
     ),
     (
