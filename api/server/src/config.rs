@@ -155,6 +155,18 @@ pub(crate) struct NodeConfig {
     /// Cluster membership and shard leases (defaults: a lone node that still takes leases).
     #[command(flatten)]
     pub(crate) cluster: drover_cluster::ClusterConfig,
+    /// The HTTP API and web UI (nodes with the `api` role).
+    #[command(flatten)]
+    pub(crate) http: drover_api::HttpConfig,
+    /// Redis for login state, token revocation and rate limits.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub(crate) redis_url: String,
+    /// Creates this super_admin at start if no account has the address (first login then
+    /// leads to SRP enrolment); with `FIRST_ADMIN_PASSWORD`.
+    #[arg(long, env = "FIRST_ADMIN_EMAIL")]
+    pub(crate) first_admin_email: Option<String>,
+    #[arg(long, env = "FIRST_ADMIN_PASSWORD", hide_env_values = true)]
+    pub(crate) first_admin_password: Option<String>,
 }
 
 impl NodeConfig {
@@ -181,6 +193,28 @@ impl NodeConfig {
             )));
         }
         self.cluster.validate().map_err(ConfigError)?;
+        self.http
+            .validate(self.environment == "production")
+            .map_err(ConfigError)?;
+        if !self.redis_url.starts_with("redis://") && !self.redis_url.starts_with("rediss://") {
+            return Err(ConfigError(format!(
+                "REDIS_URL must start with redis:// or rediss://, got {:?}",
+                drover_store::db::redact_url(&self.redis_url)
+            )));
+        }
+        match (&self.first_admin_email, &self.first_admin_password) {
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(ConfigError(
+                    "FIRST_ADMIN_EMAIL and FIRST_ADMIN_PASSWORD go together".into(),
+                ));
+            }
+            (Some(_), Some(p)) if p.len() < 12 => {
+                return Err(ConfigError(
+                    "FIRST_ADMIN_PASSWORD must be at least 12 characters".into(),
+                ));
+            }
+            _ => {}
+        }
         if self.environment == "production" {
             drover_store::crypto::check_production_secrets(|k| std::env::var(k).ok())
                 .map_err(|e| ConfigError(e.to_string()))?;

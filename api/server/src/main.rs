@@ -7,6 +7,7 @@ mod cluster_gateway;
 mod config;
 mod demo;
 mod device_source;
+mod http;
 mod node;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,26 @@ enum Command {
     /// Cluster certificates: a CA and node certificates for mutual TLS between nodes.
     #[command(subcommand)]
     Cluster(cluster_cmd::ClusterCommand),
+    /// Accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Print the OpenAPI document (what api/openapi.json holds).
+    ExportOpenapi,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Create a super_admin with a temporary password; their first login leads to SRP
+    /// enrolment (password + Secret Key).
+    Create {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long)]
+        email: String,
+        /// Read from this variable (default FIRST_ADMIN_PASSWORD), never from the command line.
+        #[arg(long, default_value = "FIRST_ADMIN_PASSWORD")]
+        password_env: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -77,6 +98,26 @@ fn main() -> std::process::ExitCode {
             }
             Command::Demo(cmd) => demo::run(cmd).await,
             Command::Cluster(cmd) => cluster_cmd::run(cmd),
+            Command::ExportOpenapi => {
+                println!("{}", drover_api::spec_json());
+                Ok(())
+            }
+            Command::Admin(AdminCommand::Create {
+                database,
+                email,
+                password_env,
+            }) => {
+                let password = std::env::var(&password_env).map_err(|_| {
+                    config::ConfigError(format!("set the temporary password in {password_env}"))
+                })?;
+                database.migrate().await?;
+                if http::bootstrap_admin(&database.owner_url(), &email, &password).await? {
+                    println!("created super_admin {email}; the first login leads to SRP enrolment");
+                } else {
+                    println!("an account with the address {email} already exists; nothing changed");
+                }
+                Ok(())
+            }
         }
     });
     match result {

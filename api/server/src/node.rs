@@ -24,10 +24,14 @@ use crate::config::NodeConfig;
 use crate::device_source::{self, DeviceSource};
 
 pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
+    let (recorder_impl, exporter) = metrics_exporter_prometheus::PrometheusBuilder::new()
         .with_http_listener(cfg.metrics_addr)
-        .install()
+        .build()
         .map_err(|e| anyhow::anyhow!("cannot serve metrics on {}: {e}", cfg.metrics_addr))?;
+    let prometheus = recorder_impl.handle();
+    metrics::set_global_recorder(recorder_impl)
+        .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
+    tokio::spawn(exporter);
 
     let report = cfg.database.migrate().await?;
     if !report.applied.is_empty() {
@@ -55,6 +59,7 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let store = Store::connect(&StoreConfig::new(cfg.database.app_url())).await?;
     let poller = PollerStore::connect(&StoreConfig::new(cfg.database.poller_url())).await?;
     let envelope = Arc::new(Envelope::new(Arc::new(LocalKek::from_env()?)));
+    let api_envelope = envelope.clone();
 
     let (recorder, recorder_task) = Recorder::spawn(&store, RecorderConfig::default());
     let hub = EventHub::new(1024);
@@ -118,6 +123,50 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
 
     let cluster_status = tokio::spawn(cluster_status(cluster.clone()));
 
+    // The HTTP API (nodes with the `api` role): commands reach devices through the cluster.
+    if let (Some(email), Some(password)) = (&cfg.first_admin_email, &cfg.first_admin_password) {
+        match crate::http::bootstrap_admin(&cfg.database.owner_url(), email, password).await {
+            Ok(true) => {
+                tracing::info!(%email, "first super_admin created; their first login leads to SRP enrolment")
+            }
+            Ok(false) => tracing::info!(%email, "first super_admin already exists"),
+            Err(e) => return Err(e.context("cannot create the first super_admin")),
+        }
+    }
+    let (http_stop, http_stop_rx) = tokio::sync::watch::channel(false);
+    let http_task = if cfg.cluster.roles.serves_api() {
+        let render = prometheus.clone();
+        let ready_cluster = cluster.clone();
+        Some(
+            crate::http::serve(
+                cfg.http.clone(),
+                crate::http::HttpDeps {
+                    store: store.clone(),
+                    envelope: api_envelope,
+                    redis_url: cfg.redis_url.clone(),
+                    nats_url: cfg.nats_url.clone(),
+                    devices: Arc::new(crate::http::ClusterDevices {
+                        cluster: cluster.clone(),
+                        verify: load_verify_policy(cfg.device_ca_bundle.as_deref()),
+                    }),
+                    metrics: Some(drover_api::MetricsRender(Arc::new(move || render.render()))),
+                    ready_probes: vec![drover_api::ReadyProbe(Arc::new(move || {
+                        let members = ready_cluster.members();
+                        drover_api::DependencyHealth {
+                            name: "cluster",
+                            ok: !members.is_empty(),
+                            detail: Some(format!("{} member(s)", members.len())),
+                        }
+                    }))],
+                },
+                http_stop_rx,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+
     tracing::info!(metrics = %cfg.metrics_addr, nats = %cfg.nats_url, node = cluster.node_name(), "drover node running");
     wait_for_shutdown_signal().await;
     tracing::info!("shutting down: handing shards over, stopping device actors, flushing events");
@@ -125,6 +174,10 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     // Order: hand the shards over (the device source stops their devices, then the leases
     // are released for other nodes), stop taking changes, stop the rest of the actor tree
     // (closing sessions), flush events and samples.
+    let _ = http_stop.send(true);
+    if let Some(t) = http_task {
+        let _ = tokio::time::timeout(Duration::from_secs(6), t).await;
+    }
     cluster.shutdown().await;
     cluster_status.abort();
     watcher.abort();

@@ -30,6 +30,8 @@ fn drover(args: &[&str], db_url: &str) -> Command {
         .env("DATABASE_URL", db_url)
         .env("CREDENTIAL_ENCRYPTION_KEY", KEY)
         .env("DROVER_LOG", "warn")
+        // Any free port: several nodes run at once in the test suite.
+        .env("DROVER_HTTP_ADDR", "127.0.0.1:0")
         .stdin(Stdio::null());
     c
 }

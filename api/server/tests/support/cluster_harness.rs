@@ -215,6 +215,7 @@ impl Node {
         ])
         .env("DATABASE_URL", &spec.db_url)
         .env("DROVER_CREATE_DATABASE", "false")
+        .env("DROVER_HTTP_ADDR", "127.0.0.1:0")
         .env("CREDENTIAL_ENCRYPTION_KEY", KEY)
         .env("DROVER_LOG", "info,ractor_cluster=warn,ractor=warn")
         .env("DROVER_CLUSTER_NAME", &spec.cluster)
