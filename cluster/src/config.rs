@@ -78,6 +78,12 @@ pub struct ClusterConfig {
     /// Most shards handed over per second while rebalancing.
     #[arg(long, env = "DROVER_REBALANCE_MAX_MOVES", default_value_t = 512)]
     pub rebalance_max_moves: usize,
+    /// A shard taken less than this long ago is not handed over for rebalancing (draining
+    /// and failures excepted). Set it above the longest poll interval: then a device loses at
+    /// most one poll slot per move, so a rolling restart leaves no device more than two
+    /// intervals without a poll.
+    #[arg(long, env = "DROVER_MIN_OWNERSHIP_MS", default_value_t = 90_000)]
+    pub min_ownership_ms: u64,
     /// After giving up a shard locally, wait this long (its devices stop) before deleting
     /// the lease.
     #[arg(long, env = "DROVER_HANDOVER_GRACE_MS", default_value_t = 1_000)]
@@ -104,6 +110,7 @@ impl Default for ClusterConfig {
             lease_margin_ms: 3_000,
             rebalance_hold_ms: 5_000,
             rebalance_max_moves: 512,
+            min_ownership_ms: 90_000,
             handover_grace_ms: 1_000,
         }
     }

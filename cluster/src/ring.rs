@@ -55,11 +55,13 @@ pub struct Plan {
 /// and is not draining); `held` the shards whose leases this node holds. At most
 /// `max_releases` shards are given up per tick, so a membership change moves shards in
 /// bounded steps; when this node is not in the ring at all (draining, api-only) everything
-/// is released at once.
+/// is released at once. Shards in `pinned` (taken too recently) are not handed over while
+/// this node is in the ring: no shard moves twice within the minimum ownership time.
 pub fn plan(
     me: &str,
     ring: &BTreeSet<String>,
     held: &BTreeSet<u32>,
+    pinned: &BTreeSet<u32>,
     shards: u32,
     max_releases: usize,
 ) -> Plan {
@@ -71,7 +73,7 @@ pub fn plan(
         let holds = held.contains(&s);
         if mine && !holds {
             p.acquire.push(s);
-        } else if holds && !mine && (preferred.is_some() || !in_ring) {
+        } else if holds && !mine && (!in_ring || (preferred.is_some() && !pinned.contains(&s))) {
             p.release.push(s);
         }
     }
@@ -89,6 +91,8 @@ pub fn plan(
 pub struct Hysteresis {
     hold: std::time::Duration,
     alive_since: HashMap<String, std::time::Instant>,
+    /// Admitted without a hold (found already there when this node started).
+    admitted: BTreeSet<String>,
 }
 
 impl Hysteresis {
@@ -96,7 +100,14 @@ impl Hysteresis {
         Self {
             hold,
             alive_since: HashMap::new(),
+            admitted: BTreeSet::new(),
         }
+    }
+
+    /// Admits `alive` at once: members that were there before this node joined.
+    pub fn admit(&mut self, alive: &BTreeSet<String>) {
+        self.admitted.retain(|n| alive.contains(n));
+        self.admitted.extend(alive.iter().cloned());
     }
 
     /// Feeds the set of nodes alive now; returns the ones that have been alive for `hold`.
@@ -106,12 +117,15 @@ impl Hysteresis {
         now: std::time::Instant,
     ) -> BTreeSet<String> {
         self.alive_since.retain(|n, _| alive.contains(n));
+        self.admitted.retain(|n| alive.contains(n));
         for n in alive {
             self.alive_since.entry(n.clone()).or_insert(now);
         }
         self.alive_since
             .iter()
-            .filter(|(_, since)| now.saturating_duration_since(**since) >= self.hold)
+            .filter(|(n, since)| {
+                self.admitted.contains(*n) || now.saturating_duration_since(**since) >= self.hold
+            })
             .map(|(n, _)| n.clone())
             .collect()
     }
@@ -162,7 +176,7 @@ mod tests {
     fn plan_takes_preferred_and_releases_rate_limited() {
         let ring = set(&["a", "b"]);
         let all: BTreeSet<u32> = (0..4096).collect();
-        let p = plan("a", &ring, &all, 4096, 100);
+        let p = plan("a", &ring, &all, &BTreeSet::new(), 4096, 100);
         assert!(p.acquire.is_empty());
         assert_eq!(p.release.len(), 100);
         let owned_by_b = assignment(&ring, 4096)
@@ -173,20 +187,30 @@ mod tests {
         assert!(p.release.iter().all(|s| owner(&ring, *s) == Some("b")));
 
         let none = BTreeSet::new();
-        let p = plan("a", &ring, &none, 4096, 100);
+        let p = plan("a", &ring, &none, &BTreeSet::new(), 4096, 100);
         assert_eq!(p.acquire.len(), 4096 - owned_by_b);
         assert!(p.release.is_empty());
+    }
+
+    #[test]
+    fn recently_taken_shards_are_not_handed_over() {
+        let ring = set(&["a", "b"]);
+        let held: BTreeSet<u32> = (0..64).collect();
+        let pinned: BTreeSet<u32> = (0..32).collect();
+        let p = plan("a", &ring, &held, &pinned, 4096, 1000);
+        assert!(!p.release.is_empty());
+        assert!(p.release.iter().all(|s| *s >= 32));
     }
 
     #[test]
     fn draining_node_releases_everything_at_once() {
         let ring = set(&["b"]);
         let held: BTreeSet<u32> = (0..10).collect();
-        let p = plan("a", &ring, &held, 4096, 1);
+        let p = plan("a", &ring, &held, &held, 4096, 1);
         assert_eq!(p.release.len(), 10);
         assert_eq!(p.deferred, 0);
         // Alone and not a poller: nothing to acquire, everything to give up.
-        let p = plan("a", &BTreeSet::new(), &held, 4096, 1);
+        let p = plan("a", &BTreeSet::new(), &held, &held, 4096, 1);
         assert_eq!(p.release.len(), 10);
         assert!(p.acquire.is_empty());
     }

@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// How often the ownership loop plans.
-const PLAN_EVERY: Duration = Duration::from_millis(1000);
+const PLAN_EVERY: Duration = Duration::from_millis(250);
 /// How often local lease deadlines are checked.
 const WATCHDOG_EVERY: Duration = Duration::from_millis(100);
 
@@ -33,6 +33,7 @@ const WATCHDOG_EVERY: Duration = Duration::from_millis(100);
 struct Held {
     epoch: u64,
     valid_until: Instant,
+    acquired_at: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -602,9 +603,28 @@ async fn ownership_loop(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(PLAN_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_ring = BTreeSet::new();
+    // A node that joins through seeds first learns who is there (links, one heartbeat, the
+    // hold): taking every free shard while it still believes it is alone would move those
+    // shards twice (to it, then back to their preferred owners).
+    let has_seeds = shared
+        .cfg
+        .cluster_seeds
+        .iter()
+        .any(|s| Some(s) != shared.advertise.as_ref());
+    let settle_until = Instant::now()
+        + if has_seeds {
+            Duration::from_millis(shared.cfg.rebalance_hold_ms) + 2 * shared.cfg.heartbeat()
+        } else {
+            Duration::ZERO
+        };
     loop {
         tick.tick().await;
         if shared.draining.load(Ordering::Relaxed) {
+            continue;
+        }
+        if Instant::now() < settle_until {
+            // Peers seen during the settle count at once (they were there before us).
+            hysteresis.admit(&live_pollers(&shared));
             continue;
         }
         let alive = live_pollers(&shared);
@@ -619,20 +639,24 @@ async fn ownership_loop(shared: Arc<Shared>) {
             last_ring = ring.clone();
         }
         *lock(&shared.ring) = ring.clone();
-        let held: BTreeSet<u32> = shared
-            .held
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .keys()
-            .copied()
-            .collect();
-        let plan = ring::plan(
-            &shared.me,
-            &ring,
-            &held,
-            SHARD_COUNT,
-            shared.cfg.rebalance_max_moves,
-        );
+        let min_ownership = Duration::from_millis(shared.cfg.min_ownership_ms);
+        let (held, pinned): (BTreeSet<u32>, BTreeSet<u32>) = {
+            let map = shared
+                .held
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (
+                map.keys().copied().collect(),
+                map.iter()
+                    .filter(|(_, h)| h.acquired_at.elapsed() < min_ownership)
+                    .map(|(s, _)| *s)
+                    .collect(),
+            )
+        };
+        // The rate limit is per second; this loop runs several times a second.
+        let per_tick = (shared.cfg.rebalance_max_moves as u128 * PLAN_EVERY.as_millis() / 1000)
+            .max(1) as usize;
+        let plan = ring::plan(&shared.me, &ring, &held, &pinned, SHARD_COUNT, per_tick);
         if !plan.release.is_empty() {
             tracing::info!(
                 shards = plan.release.len(),
@@ -676,6 +700,7 @@ fn insert_granted(shared: &Shared, granted: &[Granted]) {
             Held {
                 epoch: g.epoch,
                 valid_until: g.valid_until,
+                acquired_at: Instant::now(),
             },
         );
     }

@@ -87,6 +87,10 @@ pub(crate) async fn serve(
                         is_server: true,
                     });
                 }
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    // The dialer gave up (e.g. it timed out while this node was frozen).
+                    tracing::debug!(%peer, "node link closed during the TLS handshake");
+                }
                 Ok(Err(e)) => {
                     metrics::counter!("drover_cluster_links_refused_total", "reason" => "tls")
                         .increment(1);

@@ -40,13 +40,30 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     // Sample partitions exist ahead of time and old ones are dropped: now, then hourly.
     let retention = Retention::from_env(|k| std::env::var(k).ok())?;
     let maintenance = Maintenance::connect(&cfg.database.owner_url(), retention).await?;
-    let report = maintenance.run(chrono::Utc::now()).await?;
-    tracing::info!(
-        created = report.created.len(),
-        dropped = report.dropped.len(),
-        "partition maintenance"
-    );
+    // Nodes of a cluster often start together, and concurrent partition DDL on one database
+    // fails with "already exists" for the loser: then the node starts anyway (another node
+    // is creating the partitions) and retries in the background shortly.
+    let first_retry = match maintenance.run(chrono::Utc::now()).await {
+        Ok(report) => {
+            tracing::info!(
+                created = report.created.len(),
+                dropped = report.dropped.len(),
+                "partition maintenance"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "partition maintenance failed (another node may be running it); retrying shortly");
+            Some(Duration::from_millis(2_000 + rand::random::<u64>() % 8_000))
+        }
+    };
     let maintenance_task = tokio::spawn(async move {
+        if let Some(wait) = first_retry {
+            tokio::time::sleep(wait).await;
+            if let Err(e) = maintenance.run(chrono::Utc::now()).await {
+                tracing::warn!(error = %e, "partition maintenance failed again; retrying in an hour");
+            }
+        }
         let mut hourly = tokio::time::interval(Duration::from_secs(3600));
         hourly.tick().await;
         loop {
