@@ -39,6 +39,7 @@ const results = [];
 const figures = {};
 const state = {};
 let browser;
+let rateLimitWaits = 0;
 
 async function newContext() {
   // Each context is a fresh, empty profile (playwright's own temporary --user-data-dir
@@ -75,13 +76,34 @@ function expect(cond, msg) {
   if (!cond) throw new Error(msg);
 }
 
+/**
+ * Submits a sign-in or enrolment form; when drover answers 429 (its auth rate limit, 5 a
+ * minute per address by default) waits as long as it says and submits again.
+ */
+async function submitRetrying(page, form) {
+  for (let attempt = 0; ; attempt++) {
+    await page.click(`${form} button[type=submit]`);
+    await page.waitForTimeout(300);
+    // Busy while it derives keys and talks to the server; then either gone (success) or idle.
+    await page.waitForFunction((f) => !document.querySelector(`${f} button[type=submit][disabled]`), form, { timeout: 90_000 });
+    const alert = await page.$(`${form} [role=alert]`);
+    const text = alert ? await alert.textContent() : '';
+    const m = /too many requests.*?(?:in (\d+) s)?/i.exec(text ?? '');
+    if (!m || attempt >= 3) return;
+    const wait = Math.min(70, Number(/in (\d+) s/.exec(text)?.[1] ?? 30) + 1);
+    log(`      rate limited by drover; waiting ${wait} s`);
+    rateLimitWaits++;
+    await page.waitForTimeout(wait * 1000);
+  }
+}
+
 /** Signs in through the UI; enrols first when the account still has a one-time password. */
 async function signIn(page, email, password, { newPassword, secretKey } = {}) {
   await page.goto(`${BASE}/login`);
   await page.fill('input[name=email]', email);
   await page.fill('input[name=password]', password);
   if (secretKey) await page.fill('input[name=secretKey]', secretKey);
-  await page.click('form[aria-label="Sign in"] button[type=submit]');
+  await submitRetrying(page, 'form[aria-label="Sign in"]');
   const which = await Promise.race([
     page.waitForSelector('[data-testid=secret-key]', { timeout: 60_000 }).then(() => 'enrol'),
     page.waitForSelector('[data-testid=me-email]', { timeout: 60_000 }).then(() => 'in'),
@@ -94,7 +116,7 @@ async function signIn(page, email, password, { newPassword, secretKey } = {}) {
   await page.fill('input[name=newPassword]', newPassword);
   await page.fill('input[name=newPassword2]', newPassword);
   await page.check('input[name=saved]');
-  await page.click('form[aria-label="Set up your account"] button[type=submit]');
+  await submitRetrying(page, 'form[aria-label="Set up your account"]');
   await page.waitForSelector('[data-testid=me-email]', { timeout: 60_000 });
   return { enrolled: true, key };
 }
@@ -401,6 +423,7 @@ try {
 } finally {
   await browser?.close().catch(() => undefined);
 }
+if (rateLimitWaits) figures.rate_limit_waits = rateLimitWaits;
 if (Object.keys(figures).length) {
   writeFileSync(join(ART, 'figures.json'), JSON.stringify(figures, null, 2));
   log(`figures: ${JSON.stringify(figures)}`);

@@ -114,7 +114,7 @@ async function toError(r: Response): Promise<ApiError> {
     body = {};
   }
   const ra = r.headers.get('Retry-After');
-  if (r.status === 429 && !body.message) body.message = `Too many requests${ra ? `; try again in ${ra} s` : ''}`;
+  if (r.status === 429) body.message = `${body.message || 'Too many requests'}${ra ? ` (try again in ${ra} s)` : ''}`;
   return new ApiError(r.status, body, ra ? Number(ra) : undefined);
 }
 

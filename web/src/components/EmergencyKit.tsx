@@ -17,13 +17,13 @@ export function EmergencyKit({ email, secretKey }: { email: string; secretKey: s
     <div className="space-y-3">
       <div id="emergency-kit" className="rounded-lg border-2 border-dashed border-teal-600 p-4 print:border-black">
         <p className="text-xs font-semibold uppercase tracking-wide text-teal-700 dark:text-teal-300">drover Emergency Kit</p>
-        <dl className="mt-3 grid grid-cols-[8rem_1fr] gap-y-2 text-sm">
+        <dl className="mt-3 grid grid-cols-[8rem_minmax(0,1fr)] gap-y-2 text-sm">
           <dt className="text-slate-500">Sign-in address</dt>
           <dd className="break-all font-mono">{url}</dd>
           <dt className="text-slate-500">Email</dt>
           <dd className="break-all font-mono">{email}</dd>
           <dt className="text-slate-500">Secret Key</dt>
-          <dd className="whitespace-nowrap font-mono text-[15px] font-semibold" data-testid="secret-key">
+          <dd className="break-words font-mono text-[15px] font-semibold" data-testid="secret-key">
             {secretKey}
           </dd>
           <dt className="text-slate-500">Created</dt>

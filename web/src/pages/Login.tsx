@@ -10,7 +10,7 @@ import { loadSecretKey } from '../lib/keystore';
 import { isValidEmail } from '../lib/format';
 import { currentTheme, applyTheme } from '../lib/theme';
 
-type Step = { kind: 'signin' } | { kind: 'enrol'; ticket: string; key: Uint8Array };
+type Step = { kind: 'signin' } | { kind: 'enrol'; ticket: string; key: Uint8Array; enrolled?: string };
 
 export default function LoginPage() {
   const search = useSearch({ from: '/login' });
@@ -106,8 +106,13 @@ export default function LoginPage() {
     if (Object.keys(errs).length) return;
     setError(null);
     try {
-      setBusy('Creating your verifier…');
-      await enrol(step.ticket, email, newPw, step.key);
+      // The ticket is single-use: once enrolment succeeded, a retry (say after a 429) only signs in.
+      if (step.enrolled !== newPw) {
+        if (step.enrolled) throw new Error('You already set a password for this Secret Key; enter that one.');
+        setBusy('Creating your verifier…');
+        await enrol(step.ticket, email, newPw, step.key);
+        setStep({ ...step, enrolled: newPw });
+      }
       setBusy('Signing in…');
       await finish(await srpLogin(email, newPw, step.key));
     } catch (err) {
@@ -189,7 +194,7 @@ export default function LoginPage() {
                 {fieldErr.saved && <p className="text-xs text-red-600">{fieldErr.saved}</p>}
                 <InlineError error={error} />
                 <div className="flex gap-2">
-                  <Button type="button" onClick={() => setStep({ kind: 'signin' })} disabled={!!busy}>
+                  <Button type="button" onClick={() => setStep({ kind: 'signin' })} disabled={!!busy || !!step.enrolled}>
                     Back
                   </Button>
                   <Button type="submit" variant="primary" className="flex-1" busy={!!busy}>
