@@ -311,7 +311,14 @@ impl DeviceState {
             routeros_version: self.facts.routeros_version.clone(),
             board_name: self.facts.board_name.clone(),
             uptime: self.uptime,
-            epoch: self.args.epoch,
+            // The shard's current epoch when fenced (it may be newer than the last poll's).
+            epoch: self
+                .args
+                .policy
+                .fence
+                .as_ref()
+                .and_then(|f| (f.0)(self.args.spec.id))
+                .unwrap_or(self.args.epoch),
             at: Utc::now(),
         }));
     }

@@ -80,8 +80,20 @@ async fn three_nodes(env: &Env, log: &PollLog) -> (Vec<NodeSpec>, Vec<Option<Nod
         "shards never balanced over n0, n1, n2 (logs in {})",
         env.dir.display()
     );
-    let t = wait_for(Duration::from_secs(90), || {
-        let ok = log.polled_since(started) == env.devices;
+    // Cold start of a large debug-build fleet is CPU bound (a TLS handshake and a lazily
+    // generated certificate per simulated device), hence the generous bound.
+    let mut last_print = Instant::now();
+    let t = wait_for(Duration::from_secs(240), || {
+        let n = log.polled_since(started);
+        if last_print.elapsed() > Duration::from_secs(15) {
+            println!(
+                "  {n} of {} devices polled after {:?}",
+                env.devices,
+                started.elapsed()
+            );
+            last_print = Instant::now();
+        }
+        let ok = n == env.devices;
         async move { ok }
     })
     .await;

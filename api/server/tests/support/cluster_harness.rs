@@ -474,7 +474,14 @@ pub async fn device_shards(env: &Env) -> HashMap<usize, u32> {
 /// Lease owners of every shard now, from Redis.
 pub async fn lease_owners(cluster: &str) -> HashMap<u32, String> {
     let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    // Generous timeout: the test process also runs the simulator and may be busy.
+    let cfg = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(10)))
+        .set_connection_timeout(Some(Duration::from_secs(10)));
+    let mut c = client
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await
+        .unwrap();
     let keys: Vec<String> = (0..drover_model::SHARD_COUNT)
         .map(|s| format!("drover:{cluster}:lease:{s}"))
         .collect();
