@@ -156,6 +156,8 @@ export default function FleetPage() {
     getScrollElement: () => scrollRef.current,
     estimateSize: () => ROW,
     overscan: 8,
+    // Render on React's schedule rather than synchronously inside every scroll event.
+    useFlushSync: false,
   });
   const items = virt.getVirtualItems();
   const r0 = items[0]?.index ?? 0;
