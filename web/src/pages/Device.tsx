@@ -311,7 +311,9 @@ function CommandRunner({ tenantId, deviceId }: { tenantId: string; deviceId: str
   const cols = useMemo(() => {
     const s = new Set<string>();
     result?.rows.forEach((r) => Object.keys(r).forEach((k) => s.add(k)));
-    return [...s].slice(0, 14);
+    // The identifying columns first, then the rest as RouterOS sent them (up to 16).
+    const first = ['.id', 'name', 'type', 'address', 'interface', 'disabled', 'running', 'comment'].filter((k) => s.has(k));
+    return [...first, ...[...s].filter((k) => !first.includes(k))].slice(0, 16);
   }, [result]);
   return (
     <Card title="Run a command">
@@ -351,7 +353,7 @@ function CommandRunner({ tenantId, deviceId }: { tenantId: string; deviceId: str
               <thead>
                 <tr>
                   {cols.map((c) => (
-                    <th key={c} className="!normal-case">{c}</th>
+                    <th key={c} className="whitespace-nowrap !normal-case">{c}</th>
                   ))}
                 </tr>
               </thead>
@@ -359,7 +361,7 @@ function CommandRunner({ tenantId, deviceId }: { tenantId: string; deviceId: str
                 {result.rows.map((r, i) => (
                   <tr key={i}>
                     {cols.map((c) => (
-                      <td key={c} className="font-mono text-xs">{r[c] ?? ''}</td>
+                      <td key={c} className="whitespace-nowrap font-mono text-xs">{r[c] ?? ''}</td>
                     ))}
                   </tr>
                 ))}
