@@ -94,3 +94,39 @@ step_interop() {
     return $rc
 }
 
+
+# ---------------------------------------------------------------------------- HTTP API
+
+# step_api: a real drover node (deploy/lib/api-node.sh) with 10 simulated routers; Python
+# srptools logs in over HTTP (tests/api), then schemathesis fuzzes every operation of
+# /api/openapi.json as the super_admin and must find no server error and no response that
+# breaks the spec.
+step_api() {
+    # shellcheck source=deploy/lib/api-node.sh
+    source "$DROVER_ROOT/deploy/lib/api-node.sh"
+    ensure_python_venv || return 1
+    trap stop_api_node EXIT
+    start_api_node 10 || return 1
+    local login rc=0
+    login=$(.venv/bin/python tests/api/login.py) || { echo "login with srptools failed"; return 1; }
+    DROVER_API_ADMIN_SRP_PASSWORD=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["password"])' "$login")
+    export DROVER_API_ADMIN_SRP_PASSWORD
+    local token
+    token=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["token"])' "$login")
+    show .venv/bin/pytest -p no:cacheprovider -q tests/api || rc=1
+    # Operations that end the caller's own session or stream forever are tested elsewhere.
+    show .venv/bin/schemathesis run "$DROVER_API_URL/api/openapi.json" \
+        --header "Authorization: Bearer $token" \
+        --checks not_a_server_error,response_schema_conformance,content_type_conformance,status_code_conformance \
+        --exclude-operation-id logout --exclude-operation-id change_password \
+        --exclude-operation-id sse_subscribe \
+        --phases examples,fuzzing,stateful \
+        --max-examples "${DROVER_SCHEMATHESIS_EXAMPLES:-25}" --workers 2 --seed 7 \
+        --max-time "${DROVER_SCHEMATHESIS_SECONDS:-240}" \
+        --report-dir "$API_NODE_LOG_DIR/schemathesis" || rc=1
+    if ((rc != 0)); then
+        echo "--- last lines of the node's log ($API_NODE_LOG_DIR/drover.log)"
+        tail -n 40 "$API_NODE_LOG_DIR/drover.log"
+    fi
+    return $rc
+}

@@ -11,6 +11,7 @@ use crate::request_id::RequestId;
 
 /// The body of every error response.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ErrorBody {
     /// Stable machine-readable code, e.g. `invalid_input`, `forbidden`, `not_found`.
     pub code: String,
@@ -41,6 +42,9 @@ pub enum ApiError {
     /// The request body is larger than the configured limit.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
+    /// The request body is not `application/json`.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// Well-formed but invalid values.
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
@@ -112,6 +116,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -127,6 +132,7 @@ impl ApiError {
             | Self::NotFound(b)
             | Self::Conflict(b)
             | Self::PayloadTooLarge(b)
+            | Self::UnsupportedMediaType(b)
             | Self::Unprocessable(b)
             | Self::Internal(b)
             | Self::TooManyRequests(b, _)
@@ -151,6 +157,19 @@ impl From<drover_store::Error> for ApiError {
             E::Invalid(msg) => ApiError::invalid(msg),
             E::Db(ref db) if is_unique_violation(&db.to_string()) => {
                 ApiError::conflict("duplicate", "a resource with this name already exists")
+            }
+            E::Db(ref db) if db.to_string().contains("violates foreign key constraint") => {
+                let text = db.to_string();
+                if text.contains("_tenant_id_fkey\"") {
+                    ApiError::not_found("tenant")
+                } else {
+                    ApiError::invalid(
+                        "a referenced resource (site, group, tag, credential profile) does not exist",
+                    )
+                }
+            }
+            E::Db(ref db) if db.to_string().contains("invalid byte sequence") => {
+                ApiError::invalid("text must be UTF-8 without NUL characters")
             }
             E::Db(ref db) if is_check_violation(&db.to_string()) => {
                 ApiError::invalid("a value is out of range or too long")

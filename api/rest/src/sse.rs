@@ -56,6 +56,7 @@ pub struct HubEvent {
 
 /// What a client's stream yields.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SseMessage {
     /// The family: `device.status`, `metrics.sample`, `config.change`, `firmware.progress`,
     /// `config.push`, `alert.fired`, `alert.resolved`; or `error` / `resync` from the server.

@@ -280,15 +280,33 @@ pub(crate) async fn bootstrap_admin(
     let hash = drover_auth::password::hash(password)
         .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
     let mut conn = sqlx::PgConnection::connect(owner_url).await?;
-    let inserted = sqlx::query(
-        "INSERT INTO users (email, role, tenant_id, legacy_password_hash, must_upgrade_auth) \
-         VALUES ($1, 'super_admin', NULL, $2, true) ON CONFLICT ((lower(email))) DO NOTHING",
-    )
-    .bind(&email)
-    .bind(&hash)
-    .execute(&mut conn)
-    .await?
-    .rows_affected();
+    // Look the address up through the login policy (a super_admin row is visible to no
+    // tenant), then insert; a concurrent node's insert shows up as a unique violation.
+    sqlx::query("SELECT set_config('app.auth_email', $1, false)")
+        .bind(&email)
+        .execute(&mut conn)
+        .await?;
+    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM users WHERE lower(email) = $1")
+        .bind(&email)
+        .fetch_optional(&mut conn)
+        .await?;
+    let inserted = if exists.is_some() {
+        0
+    } else {
+        match sqlx::query(
+            "INSERT INTO users (email, role, tenant_id, legacy_password_hash, must_upgrade_auth) \
+             VALUES ($1, 'super_admin', NULL, $2, true)",
+        )
+        .bind(&email)
+        .bind(&hash)
+        .execute(&mut conn)
+        .await
+        {
+            Ok(r) => r.rows_affected(),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => 0,
+            Err(e) => return Err(e.into()),
+        }
+    };
     if inserted == 1 {
         sqlx::query(
             "SELECT set_config('app.tenant_id', '00000000-0000-0000-0000-000000000000', false)",

@@ -16,8 +16,16 @@ CREATE POLICY auth_update_id ON users FOR UPDATE
     WITH CHECK (id = NULLIF(current_setting('app.auth_user_id', true), '')::uuid);
 -- `drover admin create` / FIRST_ADMIN_EMAIL: the owner role (which runs migrations) may add
 -- super_admin accounts, which belong to no tenant; nothing else of `users`.
-CREATE POLICY bootstrap_super_admin ON users FOR INSERT TO CURRENT_USER
-    WITH CHECK (role = 'super_admin' AND tenant_id IS NULL);
+-- (The owner is whoever owns `users`; migrations may run as a superuser on its behalf.)
+DO $$
+BEGIN
+    EXECUTE format(
+        'CREATE POLICY bootstrap_super_admin ON users FOR INSERT TO %I '
+        'WITH CHECK (role = ''super_admin'' AND tenant_id IS NULL)',
+        (SELECT tableowner FROM pg_tables
+          WHERE schemaname = current_schema() AND tablename = 'users'));
+END
+$$;
 CREATE POLICY auth_touch ON api_keys FOR UPDATE
     USING (key_hash = NULLIF(current_setting('app.auth_key_hash', true), ''))
     WITH CHECK (key_hash = NULLIF(current_setting('app.auth_key_hash', true), ''));

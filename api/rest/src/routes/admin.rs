@@ -24,6 +24,7 @@ use crate::routes::ApiTags;
 use crate::state::ApiState;
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Tenant {
     pub id: Uuid,
     pub name: String,
@@ -75,6 +76,7 @@ pub struct TenantPatch {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct User {
     pub id: Uuid,
     pub tenant_id: Option<Uuid>,
@@ -136,6 +138,7 @@ pub struct PasswordReset {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ApiKey {
     pub id: Uuid,
     pub name: String,
@@ -200,6 +203,7 @@ pub struct NewApiKey {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CreatedApiKey {
     pub id: Uuid,
     /// The key itself: shown this once, never again.
@@ -208,6 +212,7 @@ pub struct CreatedApiKey {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AuditRecord {
     pub id: i64,
     pub at: chrono::DateTime<chrono::Utc>,
@@ -222,6 +227,7 @@ pub struct AuditRecord {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AuditPage {
     pub items: Vec<AuditRecord>,
     /// Pass as `before_id` for the next (older) page; `null` at the end.

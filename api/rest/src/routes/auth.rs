@@ -46,6 +46,7 @@ pub struct SrpInitRequest {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SrpInitResponse {
     /// Pass back to `/api/auth/srp/verify` within 60 s; single use.
     pub session_id: String,
@@ -71,6 +72,7 @@ pub struct SrpVerifyRequest {
 
 /// The caller's own account.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Me {
     pub id: Uuid,
     pub email: String,
@@ -84,6 +86,7 @@ pub struct Me {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct LoginResponse {
     /// The server's proof M2, hex: check it before trusting the session.
     pub m2: String,
@@ -106,6 +109,7 @@ pub struct LegacyLoginRequest {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct LegacyLoginResponse {
     /// Always `enrolment_required`: the account must enrol for SRP before it can log in.
     pub status: String,
@@ -147,6 +151,7 @@ pub struct RefreshRequest {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: String,
@@ -161,6 +166,7 @@ pub struct SseTicketRequest {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SseTicketResponse {
     /// Single use; pass as `ticket` to `/api/sse/subscribe` within `expires_in` seconds.
     pub ticket: String,

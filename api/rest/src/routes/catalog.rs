@@ -18,6 +18,7 @@ use crate::routes::ApiTags;
 use crate::state::ApiState;
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Label {
     pub id: Uuid,
     pub name: String,
@@ -35,6 +36,7 @@ pub struct NewLabel {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Site {
     pub id: Uuid,
     pub name: String,

@@ -36,6 +36,7 @@ use crate::state::{ApiState, ConnectionTest, DeviceCall, DeviceCallError};
 pub const MAX_BULK: usize = 500;
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Device {
     pub id: Uuid,
     pub name: String,
@@ -96,6 +97,7 @@ fn device_dto(d: devices::Model, tags: Vec<String>, groups: Vec<String>) -> Devi
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct DevicePage {
     pub items: Vec<Device>,
     /// Devices matching the filters over all pages.
@@ -195,6 +197,7 @@ pub struct BulkAddBody {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct BulkAddResult {
     pub created: Vec<Uuid>,
 }
@@ -237,6 +240,7 @@ pub struct BulkUpdateBody {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct BulkUpdateResult {
     /// Devices of the tenant the request named (others are ignored).
     pub matched: u64,
@@ -256,6 +260,7 @@ pub struct ConnectionTestBody {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ConnectionTestReport {
     pub ok: bool,
     pub latency_ms: u64,
@@ -294,6 +299,7 @@ pub struct CommandBody {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CommandReply {
     /// One map per `!re` row.
     pub rows: Vec<BTreeMap<String, String>>,
@@ -302,6 +308,7 @@ pub struct CommandReply {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MetricsPoint {
     pub at: chrono::DateTime<chrono::Utc>,
     pub samples: i64,
@@ -313,6 +320,7 @@ pub struct MetricsPoint {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct InterfacePoint {
     pub at: chrono::DateTime<chrono::Utc>,
     pub name: String,
@@ -323,6 +331,7 @@ pub struct InterfacePoint {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MetricsSeries {
     pub from: chrono::DateTime<chrono::Utc>,
     pub to: chrono::DateTime<chrono::Utc>,
@@ -332,6 +341,7 @@ pub struct MetricsSeries {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct StatusChange {
     pub at: chrono::DateTime<chrono::Utc>,
     pub status: String,
@@ -339,6 +349,7 @@ pub struct StatusChange {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct FleetSummary {
     pub total: u64,
     /// Device count per status.

@@ -12,6 +12,7 @@ use crate::routes::ApiTags;
 use crate::state::{ApiState, DependencyHealth};
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Liveness {
     /// Always `ok` when the process answers.
     pub status: String,
@@ -19,6 +20,7 @@ pub struct Liveness {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Dependency {
     pub name: String,
     pub ok: bool,
@@ -27,6 +29,7 @@ pub struct Dependency {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Readiness {
     /// `ready` or `not_ready`.
     pub status: String,
