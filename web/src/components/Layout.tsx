@@ -86,6 +86,17 @@ function Shell({ me }: { me: Me }) {
   const pathname = useRouterState({ select: (s) => s.location.pathname });
 
   useEffect(() => onReachability((ok) => setUnreachable(!ok)), []);
+  // The screens people open most, fetched and compiled while the browser is idle, so opening
+  // them later is only a render. Not part of the initial JavaScript.
+  useEffect(() => {
+    const warm = () => {
+      void import('../pages/Fleet');
+      void import('../pages/Device');
+    };
+    const idle = 'requestIdleCallback' in window;
+    const id = idle ? window.requestIdleCallback(warm, { timeout: 4000 }) : window.setTimeout(warm, 2000);
+    return () => (idle ? window.cancelIdleCallback(id) : window.clearTimeout(id));
+  }, []);
   useEffect(() => {
     if (!tenantId) return;
     rememberTenant(tenantId);
