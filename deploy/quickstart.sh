@@ -3,14 +3,17 @@
 #
 # What it does, in order (each a function below):
 #   1. ensure_services   PostgreSQL, Redis, NATS+JetStream up (deploy/lib/services.sh)
-#   2. build             cargo build --release -p drover-server -p routeros-sim
+#   2. build             cargo build --release -p drover-server -p routeros-sim, and the web UI
+#                        (web/build.sh: npm ci from the lock, typed client, vite build)
 #   3. start_fleet       drover-sim --devices $DEVICES --ready-file <run dir>/sim-ready.json
 #   4. wait_fleet_ready  until the simulator writes {"ready":true,...} (bounded)
 #   5. seed_tenant       drover demo seed: a "demo" tenant whose devices are the simulated
 #                        routers (credentials stored encrypted, like any device's)
 #   6. run_node          drover run in the foreground: migrations, the device actors (one
 #                        persistent TLS session per router), events to NATS JetStream,
-#                        samples to PostgreSQL, Prometheus metrics on 127.0.0.1:9464/metrics
+#                        samples to PostgreSQL, Prometheus metrics on 127.0.0.1:9464/metrics,
+#                        and the web UI + API on http://127.0.0.1:8080 (HTTP_ADDR). It prints
+#                        the URL and the first admin's one-time password.
 #   7. report            device counts by status, from PostgreSQL
 # Ctrl-C (or the end of --duration) stops everything; the simulator is always killed on exit.
 #
@@ -23,6 +26,9 @@
 #   DATABASE_URL       default postgres://postgres@127.0.0.1:5432/drover
 #   CREDENTIAL_ENCRYPTION_KEY  default: a key generated once into the run dir (demo only)
 #   DROVER_RUN_DIR     where the ready file, CA, key and logs go (default ~/.cache/drover/quickstart)
+#   HTTP_ADDR          where the web UI and API listen (default 127.0.0.1:8080)
+#   ADMIN_EMAIL        the first super_admin (default admin@example.com); its one-time password
+#                      is generated into the run dir and printed
 #   CARGO_TARGET_DIR   default ~/.cache/drover/target (shared with deploy/test.sh)
 set -euo pipefail
 
@@ -92,6 +98,45 @@ cleanup() {
 build() {
     say "building drover and the simulator: cargo build --release -p drover-server -p routeros-sim"
     cargo build --release -p drover-server --bin drover -p routeros-sim --bin drover-sim </dev/null
+    say "building the web UI: web/build.sh"
+    if ! command -v npm >/dev/null 2>&1; then
+        apt_install nodejs npm
+    fi
+    bash "$ROOT/web/build.sh" </dev/null
+}
+
+# The node's secrets, made once into the run dir (a demo; production sets them itself).
+node_secrets() {
+    local token_file="$RUN_DIR/token.key" admin_file="$RUN_DIR/first-admin-password"
+    if [[ ! -s $token_file ]]; then
+        (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file")
+    fi
+    if [[ ! -s $admin_file ]]; then
+        (umask 077 && head -c 18 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9' >"$admin_file")
+    fi
+    export DROVER_TOKEN_KEY
+    DROVER_TOKEN_KEY=$(cat "$token_file")
+    export FIRST_ADMIN_EMAIL="${ADMIN_EMAIL:-admin@example.com}"
+    export FIRST_ADMIN_PASSWORD
+    FIRST_ADMIN_PASSWORD=$(cat "$admin_file")
+    export DROVER_HTTP_ADDR="${HTTP_ADDR:-127.0.0.1:8080}"
+    export DROVER_WEB_DIR="$ROOT/web/dist"
+}
+
+announce_ui() {
+    local url="http://$DROVER_HTTP_ADDR"
+    (
+        for _ in $(seq 1 300); do
+            if curl -fsS "$url/health" >/dev/null 2>&1; then
+                say "drover is up: open $url"
+                echo "    sign in as $FIRST_ADMIN_EMAIL with the one-time password $FIRST_ADMIN_PASSWORD"
+                echo "    (first sign-in: choose your password; the browser makes your Secret Key and Emergency Kit)"
+                echo "    API: $url/api/docs (Swagger UI), $url/api/openapi.json"
+                exit 0
+            fi
+            sleep 0.5
+        done
+    ) &
 }
 
 start_fleet() {
@@ -181,9 +226,11 @@ main() {
     fi
     mkdir -p "$RUN_DIR"
     credential_key
+    node_secrets
     start_fleet
     wait_fleet_ready
     seed_tenant
+    announce_ui
     run_node
     report
     say "done"

@@ -15,6 +15,10 @@
 #   doctest    cargo test --workspace --doc             (nextest does not run doctests)
 #   fuzz       cargo fuzz run decode_sentence for $DROVER_FUZZ_SECONDS (default 60 s)
 #   interop    .venv/bin/pytest tests/interop against target/debug/drover-sim
+#   api        a real drover node + 10 simulated routers: srptools logs in over HTTP (tests/api),
+#              schemathesis fuzzes every operation of /api/openapi.json
+#   web        web/build.sh (npm ci, typed client from api/openapi.json, vite build, size budget),
+#              Vitest, then web/e2e/run.mjs in headless Chromium against a real node
 #   bench      drover-bench fleet --smoke: 1,000 simulated devices, ~45 s (checks the harness, not targets)
 #
 # A failing step does not stop the run: every step runs and every failure is listed, except
@@ -202,6 +206,21 @@ main() {
 
     # interop builds only drover-sim, so like fuzz it still runs when another crate broke.
     run_step interop 1200 step_interop
+
+    # The HTTP contract against a real node: srptools over HTTP and schemathesis.
+    if ((BUILD_OK != 0)); then
+        skip_step api "build broken"
+    else
+        run_step api 1200 step_api
+    fi
+
+    # The web UI: build (typed against api/openapi.json), unit tests, and headless Chromium
+    # against a real node with a simulated fleet.
+    if ((BUILD_OK != 0)); then
+        skip_step web "build broken"
+    else
+        run_step web 2400 step_web
+    fi
 
     # The fleet harness's smoke run (debug binaries from the build step): it must keep working.
     if ((BUILD_OK != 0)); then

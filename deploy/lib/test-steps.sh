@@ -130,3 +130,38 @@ step_api() {
     fi
     return $rc
 }
+
+# ---------------------------------------------------------------------------- web UI
+
+# ensure_web_tools: Node.js + npm and Debian's Chromium (browser downloads do not work here).
+ensure_web_tools() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        apt_install nodejs npm || return 1
+    fi
+    if [[ ! -x ${CHROMIUM:-/usr/bin/chromium} ]]; then
+        apt_install chromium || return 1
+    fi
+}
+
+# step_web: build the UI (typed client from api/openapi.json; the build fails on a breaking
+# spec change and on an initial bundle over 300 KB gzipped), run its unit tests, then drive it
+# in headless Chromium against a real node with 20 simulated routers (web/e2e/run.mjs).
+step_web() {
+    ensure_web_tools || return 1
+    show bash web/build.sh --test || return 1
+    # shellcheck source=deploy/lib/api-node.sh
+    source "$DROVER_ROOT/deploy/lib/api-node.sh"
+    trap stop_api_node EXIT
+    start_api_node 20 || return 1
+    local rc=0
+    DROVER_URL=$DROVER_API_URL \
+        FIRST_ADMIN_EMAIL=$DROVER_API_ADMIN_EMAIL \
+        FIRST_ADMIN_PASSWORD=$DROVER_API_ADMIN_PASSWORD \
+        E2E_ARTIFACTS="$API_NODE_LOG_DIR/web-e2e" \
+        show node web/e2e/run.mjs || rc=$?
+    if ((rc != 0)); then
+        echo "--- screenshots and figures in $API_NODE_LOG_DIR/web-e2e; last lines of the node's log:"
+        tail -n 30 "$API_NODE_LOG_DIR/drover.log"
+    fi
+    return $rc
+}
