@@ -202,6 +202,30 @@ impl ApiState {
         }))
     }
 
+    /// [`Caller::in_tenant`], plus, for a super_admin (who may name any tenant), a check that
+    /// the tenant exists: a mistyped id answers 404 instead of an empty tenant.
+    pub async fn scope(
+        &self,
+        caller: &crate::caller::Caller,
+        tenant: uuid::Uuid,
+        min: drover_auth::tokens::Role,
+    ) -> crate::error::ApiResult<TenantId> {
+        let t = caller.in_tenant(tenant, min)?;
+        if caller.role == drover_auth::tokens::Role::SuperAdmin {
+            use sea_orm::EntityTrait;
+            let tx = self.store.begin(t).await?;
+            let exists = drover_store::entities::tenants::Entity::find_by_id(t.0)
+                .one(tx.conn())
+                .await?
+                .is_some();
+            tx.commit().await?;
+            if !exists {
+                return Err(crate::error::ApiError::not_found("tenant"));
+            }
+        }
+        Ok(t)
+    }
+
     pub(crate) fn from_request(req: &Request) -> poem::Result<Arc<ApiState>> {
         req.data::<Arc<ApiState>>().cloned().ok_or_else(|| {
             poem::Error::from_string(

@@ -376,7 +376,7 @@ impl AdminApi {
         auth: Auth,
         tenant_id: Path<Uuid>,
     ) -> ApiResult<Json<Tenant>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Viewer)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Viewer).await?;
         let tx = state.store.begin(t).await?;
         let row = tenants::Entity::find_by_id(t.0).one(tx.conn()).await?;
         tx.commit().await?;
@@ -398,7 +398,7 @@ impl AdminApi {
         tenant_id: Path<Uuid>,
         body: Json<TenantPatch>,
     ) -> ApiResult<Json<Tenant>> {
-        let t = auth.in_tenant(tenant_id.0, Role::TenantAdmin)?;
+        let t = state.scope(&auth, tenant_id.0, Role::TenantAdmin).await?;
         if body.name.is_some() {
             auth.require_super_admin()?;
         }
@@ -482,7 +482,7 @@ impl AdminApi {
         auth: Auth,
         tenant_id: Path<Uuid>,
     ) -> ApiResult<Json<Vec<User>>> {
-        let t = auth.in_tenant(tenant_id.0, Role::TenantAdmin)?;
+        let t = state.scope(&auth, tenant_id.0, Role::TenantAdmin).await?;
         let tx = state.store.begin(t).await?;
         let rows = users::Entity::find()
             .filter(users::Column::TenantId.eq(t.0))
@@ -507,7 +507,7 @@ impl AdminApi {
         tenant_id: Path<Uuid>,
         body: Json<NewUser>,
     ) -> ApiResult<Json<User>> {
-        let t = auth.in_tenant(tenant_id.0, Role::TenantAdmin)?;
+        let t = state.scope(&auth, tenant_id.0, Role::TenantAdmin).await?;
         let role = parse_role(&body.role)?;
         check_grant(auth.role, role)?;
         if !valid_email(&body.email) {
@@ -559,7 +559,7 @@ impl AdminApi {
         user_id: Path<Uuid>,
         body: Json<UserPatch>,
     ) -> ApiResult<Json<User>> {
-        let t = auth.in_tenant(tenant_id.0, Role::TenantAdmin)?;
+        let t = state.scope(&auth, tenant_id.0, Role::TenantAdmin).await?;
         let tx = state.store.begin(t).await?;
         let user = users::Entity::find_by_id(user_id.0)
             .filter(users::Column::TenantId.eq(t.0))
@@ -630,7 +630,7 @@ impl AdminApi {
         tenant_id: Path<Uuid>,
         user_id: Path<Uuid>,
     ) -> ApiResult<Deleted> {
-        let t = auth.in_tenant(tenant_id.0, Role::TenantAdmin)?;
+        let t = state.scope(&auth, tenant_id.0, Role::TenantAdmin).await?;
         if user_id.0 == auth.user_id {
             return Err(ApiError::forbidden("you cannot deactivate yourself"));
         }
@@ -676,7 +676,7 @@ impl AdminApi {
         user_id: Path<Uuid>,
         body: Json<PasswordReset>,
     ) -> ApiResult<Deleted> {
-        let t = auth.in_tenant(tenant_id.0, Role::TenantAdmin)?;
+        let t = state.scope(&auth, tenant_id.0, Role::TenantAdmin).await?;
         let tx = state.store.begin(t).await?;
         let user = users::Entity::find_by_id(user_id.0)
             .filter(users::Column::TenantId.eq(t.0))
@@ -721,7 +721,7 @@ impl AdminApi {
         auth: Auth,
         tenant_id: Path<Uuid>,
     ) -> ApiResult<Json<Vec<ApiKey>>> {
-        let t = auth.in_tenant(tenant_id.0, Role::TenantAdmin)?;
+        let t = state.scope(&auth, tenant_id.0, Role::TenantAdmin).await?;
         let tx = state.store.begin(t).await?;
         let rows = api_keys::Entity::find()
             .order_by_desc(api_keys::Column::CreatedAt)
@@ -746,7 +746,7 @@ impl AdminApi {
         tenant_id: Path<Uuid>,
         body: Json<NewApiKey>,
     ) -> ApiResult<Json<CreatedApiKey>> {
-        let t = auth.in_tenant(tenant_id.0, Role::TenantAdmin)?;
+        let t = state.scope(&auth, tenant_id.0, Role::TenantAdmin).await?;
         let role = parse_role(&body.role)?;
         check_grant(auth.role, role)?;
         for s in &body.scopes {
@@ -828,7 +828,7 @@ impl AdminApi {
         tenant_id: Path<Uuid>,
         key_id: Path<Uuid>,
     ) -> ApiResult<Deleted> {
-        let t = auth.in_tenant(tenant_id.0, Role::TenantAdmin)?;
+        let t = state.scope(&auth, tenant_id.0, Role::TenantAdmin).await?;
         let tx = state.store.begin(t).await?;
         let key = api_keys::Entity::find_by_id(key_id.0)
             .one(tx.conn())
@@ -874,7 +874,7 @@ impl AdminApi {
         )]
         limit: Query<u64>,
     ) -> ApiResult<Json<AuditPage>> {
-        let t = auth.in_tenant(tenant_id.0, Role::TenantAdmin)?;
+        let t = state.scope(&auth, tenant_id.0, Role::TenantAdmin).await?;
         let mut q = audit_log::Entity::find().filter(audit_log::Column::TenantId.eq(t.0));
         if let Some(a) = action.0.as_deref().filter(|a| !a.is_empty()) {
             q = q.filter(audit_log::Column::Action.eq(a.chars().take(100).collect::<String>()));

@@ -775,7 +775,7 @@ impl AuthApi {
         body: Json<SseTicketRequest>,
     ) -> ApiResult<Json<SseTicketResponse>> {
         let caller = auth.caller();
-        let tenant = caller.in_tenant(body.tenant_id, Role::Viewer)?;
+        let tenant = state.scope(caller, body.tenant_id, Role::Viewer).await?;
         let grant = SseGrant {
             user_id: caller.user_id,
             tenant_id: tenant.0,

@@ -86,7 +86,7 @@ impl CatalogApi {
         auth: Auth,
         tenant_id: Path<Uuid>,
     ) -> ApiResult<Json<Vec<Label>>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Viewer)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Viewer).await?;
         let tx = state.store.begin(t).await?;
         let rows = device_groups::Entity::find()
             .order_by_asc(device_groups::Column::Name)
@@ -117,7 +117,7 @@ impl CatalogApi {
         tenant_id: Path<Uuid>,
         body: Json<NewLabel>,
     ) -> ApiResult<Json<Label>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Operator)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Operator).await?;
         let tx = state.store.begin(t).await?;
         let g = device_groups::ActiveModel {
             id: Set(Uuid::new_v4()),
@@ -154,7 +154,7 @@ impl CatalogApi {
         tenant_id: Path<Uuid>,
         group_id: Path<Uuid>,
     ) -> ApiResult<Deleted> {
-        let t = auth.in_tenant(tenant_id.0, Role::Operator)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Operator).await?;
         let tx = state.store.begin(t).await?;
         if device_groups::Entity::delete_by_id(group_id.0)
             .exec(tx.conn())
@@ -181,7 +181,7 @@ impl CatalogApi {
         auth: Auth,
         tenant_id: Path<Uuid>,
     ) -> ApiResult<Json<Vec<Label>>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Viewer)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Viewer).await?;
         let tx = state.store.begin(t).await?;
         let rows = device_tags::Entity::find()
             .order_by_asc(device_tags::Column::Name)
@@ -212,7 +212,7 @@ impl CatalogApi {
         tenant_id: Path<Uuid>,
         body: Json<NewLabel>,
     ) -> ApiResult<Json<Label>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Operator)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Operator).await?;
         if body.detail.as_deref().is_some_and(|c| !valid_colour(c)) {
             return Err(ApiError::invalid("a tag colour looks like #3b82f6"));
         }
@@ -252,7 +252,7 @@ impl CatalogApi {
         tenant_id: Path<Uuid>,
         tag_id: Path<Uuid>,
     ) -> ApiResult<Deleted> {
-        let t = auth.in_tenant(tenant_id.0, Role::Operator)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Operator).await?;
         let tx = state.store.begin(t).await?;
         if device_tags::Entity::delete_by_id(tag_id.0)
             .exec(tx.conn())
@@ -283,7 +283,7 @@ impl CatalogApi {
         auth: Auth,
         tenant_id: Path<Uuid>,
     ) -> ApiResult<Json<Vec<Site>>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Viewer)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Viewer).await?;
         let tx = state.store.begin(t).await?;
         let rows = sites::Entity::find()
             .order_by_asc(sites::Column::Name)
@@ -316,7 +316,7 @@ impl CatalogApi {
         tenant_id: Path<Uuid>,
         body: Json<NewSite>,
     ) -> ApiResult<Json<Site>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Operator)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Operator).await?;
         let now = chrono::Utc::now();
         let tx = state.store.begin(t).await?;
         let s = sites::ActiveModel {
@@ -360,7 +360,7 @@ impl CatalogApi {
         tenant_id: Path<Uuid>,
         site_id: Path<Uuid>,
     ) -> ApiResult<Deleted> {
-        let t = auth.in_tenant(tenant_id.0, Role::Operator)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Operator).await?;
         let tx = state.store.begin(t).await?;
         if sites::Entity::delete_by_id(site_id.0)
             .exec(tx.conn())

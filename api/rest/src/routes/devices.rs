@@ -616,7 +616,7 @@ impl DevicesApi {
         limit: Query<u64>,
         #[oai(default, validator(maximum(value = "10000000")))] offset: Query<u64>,
     ) -> ApiResult<Json<DevicePage>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Viewer)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Viewer).await?;
         let status = match status.0.as_deref().filter(|s| !s.is_empty()) {
             None => None,
             Some(s) => Some(
@@ -666,7 +666,7 @@ impl DevicesApi {
         tenant_id: Path<Uuid>,
         body: Json<NewDeviceBody>,
     ) -> ApiResult<Json<Device>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Operator)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Operator).await?;
         let creds = credentials_of(&body.username, &body.password)?;
         if creds.is_none() && body.credential_profile_id.is_none() {
             return Err(ApiError::invalid(
@@ -718,7 +718,7 @@ impl DevicesApi {
         tenant_id: Path<Uuid>,
         body: Json<BulkAddBody>,
     ) -> ApiResult<Json<BulkAddResult>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Operator)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Operator).await?;
         if body.devices.len() > MAX_BULK {
             return Err(ApiError::invalid(format!(
                 "at most {MAX_BULK} devices per request"
@@ -800,7 +800,7 @@ impl DevicesApi {
         tenant_id: Path<Uuid>,
         device_id: Path<Uuid>,
     ) -> ApiResult<Json<Device>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Viewer)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Viewer).await?;
         let tx = state.store.begin(t).await?;
         let d = find_device(&tx, device_id.0).await?;
         let mut out = with_labels(&tx, vec![d]).await?;
@@ -824,7 +824,7 @@ impl DevicesApi {
         device_id: Path<Uuid>,
         body: Json<DevicePatch>,
     ) -> ApiResult<Json<Device>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Operator)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Operator).await?;
         let creds = credentials_of(&body.username, &body.password)?;
         let tx = state.store.begin(t).await?;
         let d = find_device(&tx, device_id.0).await?;
@@ -892,7 +892,7 @@ impl DevicesApi {
         tenant_id: Path<Uuid>,
         device_id: Path<Uuid>,
     ) -> ApiResult<Deleted> {
-        let t = auth.in_tenant(tenant_id.0, Role::TenantAdmin)?;
+        let t = state.scope(&auth, tenant_id.0, Role::TenantAdmin).await?;
         let tx = state.store.begin(t).await?;
         let res = devices::Entity::delete_by_id(device_id.0)
             .exec(tx.conn())
@@ -923,7 +923,7 @@ impl DevicesApi {
         } else {
             Role::Operator
         };
-        let t = auth.in_tenant(tenant_id.0, min)?;
+        let t = state.scope(&auth, tenant_id.0, min).await?;
         let tx = state.store.begin(t).await?;
         let ids: Vec<Uuid> = devices::Entity::find()
             .filter(devices::Column::Id.is_in(body.device_ids.clone()))
@@ -1016,7 +1016,7 @@ impl DevicesApi {
         tenant_id: Path<Uuid>,
         body: Json<ConnectionTestBody>,
     ) -> ApiResult<Json<ConnectionTestReport>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Operator)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Operator).await?;
         let body = body.0;
         let test = ConnectionTest {
             address: body.address,
@@ -1049,7 +1049,7 @@ impl DevicesApi {
         tenant_id: Path<Uuid>,
         device_id: Path<Uuid>,
     ) -> ApiResult<Json<ConnectionTestReport>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Operator)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Operator).await?;
         let tx = state.store.begin(t).await?;
         let d = find_device(&tx, device_id.0).await?;
         let creds = crypto::device_credentials(&state.envelope, &tx, d.id).await?;
@@ -1095,7 +1095,7 @@ impl DevicesApi {
         device_id: Path<Uuid>,
         body: Json<CommandBody>,
     ) -> ApiResult<Json<CommandReply>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Operator)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Operator).await?;
         let words = command_words(&body)?;
         let tx = state.store.begin(t).await?;
         find_device(&tx, device_id.0).await?;
@@ -1151,7 +1151,7 @@ impl DevicesApi {
         from: Query<Option<chrono::DateTime<chrono::Utc>>>,
         to: Query<Option<chrono::DateTime<chrono::Utc>>>,
     ) -> ApiResult<Json<MetricsSeries>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Viewer)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Viewer).await?;
         let to = to.0.unwrap_or_else(chrono::Utc::now);
         let from = from.0.unwrap_or(to - chrono::Duration::hours(1));
         if from >= to {
@@ -1213,7 +1213,7 @@ impl DevicesApi {
         )]
         limit: Query<u64>,
     ) -> ApiResult<Json<Vec<StatusChange>>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Viewer)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Viewer).await?;
         let tx = state.store.begin(t).await?;
         find_device(&tx, device_id.0).await?;
         let rows = device_status_history::Entity::find()
@@ -1246,7 +1246,7 @@ impl DevicesApi {
         auth: Auth,
         tenant_id: Path<Uuid>,
     ) -> ApiResult<Json<FleetSummary>> {
-        let t = auth.in_tenant(tenant_id.0, Role::Viewer)?;
+        let t = state.scope(&auth, tenant_id.0, Role::Viewer).await?;
         #[derive(FromQueryResult)]
         struct Count {
             status: String,
