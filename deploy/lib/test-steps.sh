@@ -153,8 +153,19 @@ step_web() {
     source "$DROVER_ROOT/deploy/lib/api-node.sh"
     trap stop_api_node EXIT
     start_api_node 20 || return 1
+    ensure_python_venv || return 1
+    # A real tenant of 10,000 devices (offline: closed loopback ports) for the fleet table's
+    # performance check, made through the API by a second super_admin.
+    local perf_email="perf-$RANDOM@example.com" perf_password="perf-temporary-password" perf_tenant
+    DATABASE_URL=$DROVER_API_DB_URL FIRST_ADMIN_PASSWORD=$perf_password \
+        "${CARGO_TARGET_DIR:-$DROVER_ROOT/target}/debug/drover" admin create --email "$perf_email" \
+        </dev/null || return 1
+    perf_tenant=$(PERF_ADMIN_EMAIL=$perf_email PERF_ADMIN_PASSWORD=$perf_password \
+        .venv/bin/python tests/api/make_perf_tenant.py) || { echo "cannot make the perf tenant"; return 1; }
+    drover_log "perf tenant $perf_tenant with ${PERF_ROWS:-10000} devices"
     local rc=0
     DROVER_URL=$DROVER_API_URL \
+        PERF_TENANT_ID=$perf_tenant \
         FIRST_ADMIN_EMAIL=$DROVER_API_ADMIN_EMAIL \
         FIRST_ADMIN_PASSWORD=$DROVER_API_ADMIN_PASSWORD \
         E2E_ARTIFACTS="$API_NODE_LOG_DIR/web-e2e" \

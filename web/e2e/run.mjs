@@ -158,6 +158,7 @@ async function main() {
       const r = await signIn(page, ADMIN_EMAIL, ADMIN_PASSWORD, { newPassword: ADMIN_NEW_PASSWORD, secretKey: ADMIN_SECRET_KEY || undefined });
       if (r.enrolled) {
         state.adminPassword = ADMIN_NEW_PASSWORD;
+        state.adminSecretKey = r.key;
         writeFileSync(join(ART, 'admin-credentials.json'), JSON.stringify({ email: ADMIN_EMAIL, password: ADMIN_NEW_PASSWORD, secret_key: r.key }, null, 2));
         log(`      enrolled; the new password and Secret Key are in ${join(ART, 'admin-credentials.json')}`);
       } else state.adminPassword = ADMIN_PASSWORD;
@@ -281,7 +282,8 @@ async function main() {
         tenant = 'perf-tenant';
         await mockFleet(ppage, tenant, PERF_ROWS);
       } else {
-        await signIn(ppage, ADMIN_EMAIL, state.adminPassword ?? ADMIN_PASSWORD, { secretKey: ADMIN_SECRET_KEY || undefined, newPassword: ADMIN_NEW_PASSWORD });
+        // A fresh browser profile: it needs the Secret Key the enrolment above produced.
+        await signIn(ppage, ADMIN_EMAIL, state.adminPassword ?? ADMIN_PASSWORD, { secretKey: ADMIN_SECRET_KEY || state.adminSecretKey || undefined, newPassword: ADMIN_NEW_PASSWORD });
       }
       // Load the app on the dashboard, then go to the table by a client-side navigation,
       // so the measurement is the table's, not the first download and parse of the bundle.

@@ -78,6 +78,7 @@ fn is_api_path(path: &str) -> bool {
 struct Split<A, W> {
     api: A,
     web: Option<W>,
+    web_dir: std::path::PathBuf,
 }
 
 impl<A: Endpoint, W: Endpoint> Endpoint for Split<A, W> {
@@ -90,6 +91,17 @@ impl<A: Endpoint, W: Endpoint> Endpoint for Split<A, W> {
         match &self.web {
             Some(web) => {
                 let immutable = req.uri().path().starts_with("/assets/");
+                // A missing hashed asset is a 404, not the SPA page: a stale tab then knows
+                // to reload instead of parsing HTML as JavaScript.
+                if immutable
+                    && (req.uri().path().contains("..")
+                        || !self
+                            .web_dir
+                            .join(req.uri().path().trim_start_matches('/'))
+                            .is_file())
+                {
+                    return Err(poem::Error::from_status(poem::http::StatusCode::NOT_FOUND));
+                }
                 let mut resp = web.call(req).await.map(IntoResponse::into_response)?;
                 let cache = if immutable {
                     "public, max-age=31536000, immutable"
@@ -137,11 +149,15 @@ pub fn app(state: Arc<ApiState>) -> impl Endpoint<Output = Response> {
         .with(error::JsonErrors)
         .with_if(!config.cors_origins.iter().all(String::is_empty), cors)
         .data(state);
-    Split { api, web }
-        .with(middleware::SecurityHeaders {
-            hsts: config.public_tls,
-        })
-        .with(request_id::AssignRequestId)
+    Split {
+        api,
+        web,
+        web_dir: config.web_dir.clone(),
+    }
+    .with(middleware::SecurityHeaders {
+        hsts: config.public_tls,
+    })
+    .with(request_id::AssignRequestId)
 }
 
 #[cfg(test)]

@@ -1163,9 +1163,6 @@ async fn bad_login_and_hostile_input_are_refused_by_the_real_server() {
 
     // For a tenant id that does not exist, even the super_admin (who may act in every
     // tenant) must get 404 and nothing may be created.
-    // BUG: writes answer 500 `internal` (the insert hits the tenant foreign key; the log has
-    // "violates foreign key constraint \"device_groups_tenant_id_fkey\"") instead of 404
-    // `not_found`; the same for POST …/tags, …/sites and …/users. Accepts both until fixed.
     let r = stack
         .post(
             &format!("/api/tenants/{other}/groups"),
@@ -1173,24 +1170,16 @@ async fn bad_login_and_hostile_input_are_refused_by_the_real_server() {
             &json!({"name": "ghost"}),
         )
         .await;
-    assert!(matches!(r.status, 404 | 500), "{}: {}", r.status, r.text());
-    let code = r.error_code();
-    assert!(code == "not_found" || code == "internal", "{code}");
-    assert!(
-        !r.text().contains("foreign key"),
-        "5xx bodies carry no internals"
-    );
-    // BUG (minor): reads answer 200 with an empty page (…/devices, …/users, …/audit,
-    // …/fleet/summary, and an SSE ticket is issued), while GET /api/tenants/{other} is 404.
-    let r = stack
-        .get(&format!("/api/tenants/{other}/devices"), Some(&admin.token))
-        .await;
-    assert!(
-        r.status == 404 || (r.status == 200 && r.json()["total"] == 0),
-        "{}: {}",
-        r.status,
-        r.text()
-    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.error_code(), "not_found");
+    assert!(!r.text().contains("foreign key"), "no internals in bodies");
+    // Reads too: a mistyped tenant id is not an empty tenant.
+    for path in ["devices", "users", "audit", "fleet/summary"] {
+        let r = stack
+            .get(&format!("/api/tenants/{other}/{path}"), Some(&admin.token))
+            .await;
+        assert_eq!(r.status, 404, "{path}: {}", r.text());
+    }
     let r = stack.get("/api/tenants", Some(&admin.token)).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let listed = r.json();
