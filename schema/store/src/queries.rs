@@ -208,27 +208,21 @@ pub struct AuditEntry {
 
 /// Appends to the tenant's audit log (commits with the transaction).
 pub async fn audit(tx: &TenantTx, e: AuditEntry) -> Result<i64> {
-    let m = audit_log::ActiveModel {
-        tenant_id: Set(tx.tenant_id().0),
-        actor_kind: Set(e.actor_kind.to_owned()),
-        actor_id: Set(e.actor_id),
-        action: Set(e.action),
-        resource_type: Set(e.resource_type),
-        resource_id: Set(e.resource_id),
-        device_id: Set(e.device_id),
-        ip_address: Set(e.ip_address),
-        details: Set(e.details),
-        ..Default::default()
-    }
-    .insert(tx.conn())
-    .await?;
-    Ok(m.id)
+    insert_audit(tx.conn(), tx.tenant_id(), e).await
 }
 
 /// Appends to the audit log of the tenant a cross-tenant transaction acts as (commits with it).
 pub async fn audit_cross_tenant(tx: &crate::CrossTenantTx, e: AuditEntry) -> Result<i64> {
+    insert_audit(tx.conn(), tx.acting_as(), e).await
+}
+
+async fn insert_audit(
+    conn: &sea_orm::DatabaseTransaction,
+    tenant: drover_model::TenantId,
+    e: AuditEntry,
+) -> Result<i64> {
     let m = audit_log::ActiveModel {
-        tenant_id: Set(tx.acting_as().0),
+        tenant_id: Set(tenant.0),
         actor_kind: Set(e.actor_kind.to_owned()),
         actor_id: Set(e.actor_id),
         action: Set(e.action),
@@ -239,7 +233,7 @@ pub async fn audit_cross_tenant(tx: &crate::CrossTenantTx, e: AuditEntry) -> Res
         details: Set(e.details),
         ..Default::default()
     }
-    .insert(tx.conn())
+    .insert(conn)
     .await?;
     Ok(m.id)
 }

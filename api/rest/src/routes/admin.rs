@@ -262,6 +262,27 @@ fn check_grant(caller_role: Role, target: Role) -> ApiResult<()> {
     Ok(())
 }
 
+/// A user of tenant `t` the caller (of role `by`) may change: 404 when absent, 403 when the
+/// user's role is above the caller's.
+async fn user_to_change(
+    tx: &drover_store::TenantTx,
+    t: TenantId,
+    user_id: Uuid,
+    by: Role,
+) -> ApiResult<users::Model> {
+    let user = users::Entity::find_by_id(user_id)
+        .filter(users::Column::TenantId.eq(t.0))
+        .one(tx.conn())
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    if parse_role(&user.role)?.rank() > by.rank() {
+        return Err(ApiError::forbidden(
+            "cannot change a user with a higher role",
+        ));
+    }
+    Ok(user)
+}
+
 fn valid_email(e: &str) -> bool {
     let e = e.trim();
     let Some((local, domain)) = e.split_once('@') else {
@@ -561,17 +582,8 @@ impl AdminApi {
     ) -> ApiResult<Json<User>> {
         let t = state.scope(&auth, tenant_id.0, Role::TenantAdmin).await?;
         let tx = state.store.begin(t).await?;
-        let user = users::Entity::find_by_id(user_id.0)
-            .filter(users::Column::TenantId.eq(t.0))
-            .one(tx.conn())
-            .await?
-            .ok_or_else(|| ApiError::not_found("user"))?;
+        let user = user_to_change(&tx, t, user_id.0, auth.role).await?;
         let current = parse_role(&user.role)?;
-        if current.rank() > auth.role.rank() {
-            return Err(ApiError::forbidden(
-                "cannot change a user with a higher role",
-            ));
-        }
         let is_self = user.id == auth.user_id;
         let mut revoke = false;
         let mut m = user.into_active_model();
@@ -635,16 +647,7 @@ impl AdminApi {
             return Err(ApiError::forbidden("you cannot deactivate yourself"));
         }
         let tx = state.store.begin(t).await?;
-        let user = users::Entity::find_by_id(user_id.0)
-            .filter(users::Column::TenantId.eq(t.0))
-            .one(tx.conn())
-            .await?
-            .ok_or_else(|| ApiError::not_found("user"))?;
-        if parse_role(&user.role)?.rank() > auth.role.rank() {
-            return Err(ApiError::forbidden(
-                "cannot change a user with a higher role",
-            ));
-        }
+        let user = user_to_change(&tx, t, user_id.0, auth.role).await?;
         let now = chrono::Utc::now();
         let mut m = user.into_active_model();
         m.is_active = Set(false);
@@ -678,16 +681,7 @@ impl AdminApi {
     ) -> ApiResult<Deleted> {
         let t = state.scope(&auth, tenant_id.0, Role::TenantAdmin).await?;
         let tx = state.store.begin(t).await?;
-        let user = users::Entity::find_by_id(user_id.0)
-            .filter(users::Column::TenantId.eq(t.0))
-            .one(tx.conn())
-            .await?
-            .ok_or_else(|| ApiError::not_found("user"))?;
-        if parse_role(&user.role)?.rank() > auth.role.rank() {
-            return Err(ApiError::forbidden(
-                "cannot change a user with a higher role",
-            ));
-        }
+        let user = user_to_change(&tx, t, user_id.0, auth.role).await?;
         let hash = drover_auth::password::hash(&body.password).map_err(ApiError::internal)?;
         let now = chrono::Utc::now();
         let mut m = user.into_active_model();
