@@ -5,6 +5,7 @@
 mod cluster_cmd;
 mod cluster_gateway;
 mod config;
+mod config_file;
 mod demo;
 mod device_source;
 mod http;
@@ -20,13 +21,13 @@ use crate::config::{DatabaseArgs, NodeConfig};
     version,
     about = "Supervises fleets of MikroTik RouterOS devices"
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {
+pub(crate) enum Command {
     /// Run a node: migrate, load the devices, poll them, publish their events.
     Run(Box<NodeConfig>),
     /// Apply pending migrations (once per cluster, under an advisory lock).
@@ -60,7 +61,15 @@ enum AdminCommand {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    // `--config FILE` (or DROVER_CONFIG): TOML settings below the environment and the flags.
+    let args = match config_file::apply(std::env::args().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("drover: {e}");
+            return std::process::ExitCode::from(64);
+        }
+    };
+    let cli = Cli::parse_from(args);
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
