@@ -62,14 +62,6 @@ pub fn spec_json() -> String {
     service().spec()
 }
 
-/// A URL-safe random token of `bytes` random bytes (session ids, tickets).
-pub fn random_token(bytes: usize) -> String {
-    use base64::Engine;
-    let mut buf = vec![0u8; bytes];
-    rand::fill(&mut buf[..]);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
-}
-
 fn is_api_path(path: &str) -> bool {
     path.starts_with("/api/") || path == "/api" || path == "/metrics" || path.starts_with("/health")
 }

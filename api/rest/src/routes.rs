@@ -6,7 +6,15 @@ pub mod catalog;
 pub mod devices;
 pub mod health;
 
-use poem_openapi::Tags;
+use poem_openapi::{ApiResponse, Tags};
+
+/// The answer of an action that returns nothing.
+#[derive(Debug, ApiResponse)]
+pub enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
 
 /// Sections of the spec.
 #[derive(Debug, Tags)]

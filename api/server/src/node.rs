@@ -119,6 +119,8 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     .await?;
 
     let verify = load_verify_policy(cfg.device_ca_bundle.as_deref());
+    // One TLS policy (the CA bundle is read once) for the device actors and the API's tests.
+    let api_verify = verify.clone();
     let source = DeviceSource {
         poller,
         envelope,
@@ -164,7 +166,7 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
                     nats_url: cfg.nats_url.clone(),
                     devices: Arc::new(crate::http::ClusterDevices {
                         cluster: cluster.clone(),
-                        verify: load_verify_policy(cfg.device_ca_bundle.as_deref()),
+                        verify: api_verify,
                     }),
                     metrics: Some(drover_api::MetricsRender(Arc::new(move || render.render()))),
                     ready_probes: vec![drover_api::ReadyProbe(Arc::new(move || {

@@ -10,7 +10,7 @@ use drover_store::entities::{api_keys, audit_log, tenants, users};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{Object, OpenApi};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect,
@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::audit::{self, Audit};
 use crate::caller::{API_KEY_PREFIX, Auth};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::ApiTags;
+use crate::routes::{ApiTags, NoContent};
 use crate::state::ApiState;
 
 #[derive(Debug, Object)]
@@ -232,13 +232,6 @@ pub struct AuditPage {
     pub items: Vec<AuditRecord>,
     /// Pass as `before_id` for the next (older) page; `null` at the end.
     pub next_before_id: Option<i64>,
-}
-
-#[derive(Debug, ApiResponse)]
-pub enum Deleted {
-    /// Done.
-    #[oai(status = 204)]
-    Done,
 }
 
 fn parse_role(s: &str) -> ApiResult<Role> {
@@ -464,7 +457,7 @@ impl AdminApi {
         state: Data<&Arc<ApiState>>,
         auth: Auth,
         tenant_id: Path<Uuid>,
-    ) -> ApiResult<Deleted> {
+    ) -> ApiResult<NoContent> {
         auth.require_super_admin()?;
         let t = TenantId(tenant_id.0);
         if t == drover_store::SYSTEM_TENANT {
@@ -487,7 +480,7 @@ impl AdminApi {
             Audit::by(&auth, "tenant_delete").resource("tenant", t.0.to_string()),
         )
         .await;
-        Ok(Deleted::Done)
+        Ok(NoContent::Done)
     }
 
     /// Users of a tenant (tenant_admin).
@@ -641,7 +634,7 @@ impl AdminApi {
         auth: Auth,
         tenant_id: Path<Uuid>,
         user_id: Path<Uuid>,
-    ) -> ApiResult<Deleted> {
+    ) -> ApiResult<NoContent> {
         let t = state.scope(&auth, tenant_id.0, Role::TenantAdmin).await?;
         if user_id.0 == auth.user_id {
             return Err(ApiError::forbidden("you cannot deactivate yourself"));
@@ -661,7 +654,7 @@ impl AdminApi {
         .await?;
         tx.commit().await?;
         state.auth.validity.set_valid_after(user.id, now).await?;
-        Ok(Deleted::Done)
+        Ok(NoContent::Done)
     }
 
     /// Sets a temporary password; the user must enrol for SRP again (with a new Secret Key).
@@ -678,7 +671,7 @@ impl AdminApi {
         tenant_id: Path<Uuid>,
         user_id: Path<Uuid>,
         body: Json<PasswordReset>,
-    ) -> ApiResult<Deleted> {
+    ) -> ApiResult<NoContent> {
         let t = state.scope(&auth, tenant_id.0, Role::TenantAdmin).await?;
         let tx = state.store.begin(t).await?;
         let user = user_to_change(&tx, t, user_id.0, auth.role).await?;
@@ -699,7 +692,7 @@ impl AdminApi {
         .await?;
         tx.commit().await?;
         state.auth.validity.set_valid_after(user.id, now).await?;
-        Ok(Deleted::Done)
+        Ok(NoContent::Done)
     }
 
     /// API keys of a tenant (tenant_admin). Keys themselves are never shown again.
@@ -821,7 +814,7 @@ impl AdminApi {
         auth: Auth,
         tenant_id: Path<Uuid>,
         key_id: Path<Uuid>,
-    ) -> ApiResult<Deleted> {
+    ) -> ApiResult<NoContent> {
         let t = state.scope(&auth, tenant_id.0, Role::TenantAdmin).await?;
         let tx = state.store.begin(t).await?;
         let key = api_keys::Entity::find_by_id(key_id.0)
@@ -837,7 +830,7 @@ impl AdminApi {
         )
         .await?;
         tx.commit().await?;
-        Ok(Deleted::Done)
+        Ok(NoContent::Done)
     }
 
     /// The tenant's audit log, newest first (tenant_admin).

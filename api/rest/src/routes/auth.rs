@@ -13,13 +13,13 @@ use poem::Request;
 use poem::web::Data;
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 
 use crate::audit::{self, Audit};
 use crate::caller::{ACCESS_COOKIE, Auth, Caller, REFRESH_COOKIE, REFRESH_PATH, Via, client_ip};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::ApiTags;
+use crate::routes::{ApiTags, NoContent};
 use crate::state::ApiState;
 use drover_auth::hex;
 
@@ -173,13 +173,6 @@ pub struct SseTicketResponse {
     pub expires_in: u64,
 }
 
-#[derive(Debug, ApiResponse)]
-pub enum NoContent {
-    /// Done.
-    #[oai(status = 204)]
-    Done,
-}
-
 /// What the SRP session keeps in Redis between init and verify.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct PendingSrp {
@@ -201,7 +194,7 @@ pub struct SseGrant {
 pub struct AuthApi;
 
 fn lower_email(e: &str) -> String {
-    e.trim().to_lowercase()
+    drover_auth::normalize_email(e.trim())
 }
 
 async fn limit(state: &ApiState, key: String) -> ApiResult<()> {

@@ -7,14 +7,14 @@ use drover_store::entities::{device_groups, device_tags, sites};
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{Object, OpenApi};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QueryOrder};
 use uuid::Uuid;
 
 use crate::audit::{self, Audit};
 use crate::caller::Auth;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::ApiTags;
+use crate::routes::{ApiTags, NoContent};
 use crate::state::ApiState;
 
 #[derive(Debug, Object)]
@@ -56,13 +56,6 @@ pub struct NewSite {
     pub latitude: Option<f64>,
     #[oai(validator(minimum(value = "-180"), maximum(value = "180")))]
     pub longitude: Option<f64>,
-}
-
-#[derive(Debug, ApiResponse)]
-pub enum Deleted {
-    /// Done.
-    #[oai(status = 204)]
-    Done,
 }
 
 fn valid_colour(c: &str) -> bool {
@@ -153,7 +146,7 @@ impl CatalogApi {
         auth: Auth,
         tenant_id: Path<Uuid>,
         group_id: Path<Uuid>,
-    ) -> ApiResult<Deleted> {
+    ) -> ApiResult<NoContent> {
         let t = state.scope(&auth, tenant_id.0, Role::Operator).await?;
         let tx = state.store.begin(t).await?;
         if device_groups::Entity::delete_by_id(group_id.0)
@@ -170,7 +163,7 @@ impl CatalogApi {
         )
         .await?;
         tx.commit().await?;
-        Ok(Deleted::Done)
+        Ok(NoContent::Done)
     }
 
     /// Device tags.
@@ -251,7 +244,7 @@ impl CatalogApi {
         auth: Auth,
         tenant_id: Path<Uuid>,
         tag_id: Path<Uuid>,
-    ) -> ApiResult<Deleted> {
+    ) -> ApiResult<NoContent> {
         let t = state.scope(&auth, tenant_id.0, Role::Operator).await?;
         let tx = state.store.begin(t).await?;
         if device_tags::Entity::delete_by_id(tag_id.0)
@@ -268,7 +261,7 @@ impl CatalogApi {
         )
         .await?;
         tx.commit().await?;
-        Ok(Deleted::Done)
+        Ok(NoContent::Done)
     }
 
     /// Sites.
@@ -359,7 +352,7 @@ impl CatalogApi {
         auth: Auth,
         tenant_id: Path<Uuid>,
         site_id: Path<Uuid>,
-    ) -> ApiResult<Deleted> {
+    ) -> ApiResult<NoContent> {
         let t = state.scope(&auth, tenant_id.0, Role::Operator).await?;
         let tx = state.store.begin(t).await?;
         if sites::Entity::delete_by_id(site_id.0)
@@ -376,7 +369,7 @@ impl CatalogApi {
         )
         .await?;
         tx.commit().await?;
-        Ok(Deleted::Done)
+        Ok(NoContent::Done)
     }
 }
 

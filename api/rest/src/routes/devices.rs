@@ -19,7 +19,7 @@ use drover_store::{TenantTx, timeseries};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use poem_openapi::{Enum, Object, OpenApi};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, FromQueryResult, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect, Statement,
@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::audit::{self, Audit};
 use crate::caller::Auth;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::ApiTags;
+use crate::routes::{ApiTags, NoContent};
 use crate::state::{ApiState, ConnectionTest, DeviceCall, DeviceCallError};
 
 /// Most devices one bulk request may add.
@@ -358,13 +358,6 @@ pub struct FleetSummary {
     pub attention: Vec<Device>,
     pub cpu_avg: Option<f64>,
     pub memory_avg: Option<f64>,
-}
-
-#[derive(Debug, ApiResponse)]
-pub enum Deleted {
-    /// Done.
-    #[oai(status = 204)]
-    Done,
 }
 
 /// Paths a command may never touch, with the actions refused (case-insensitive prefixes).
@@ -891,7 +884,7 @@ impl DevicesApi {
         auth: Auth,
         tenant_id: Path<Uuid>,
         device_id: Path<Uuid>,
-    ) -> ApiResult<Deleted> {
+    ) -> ApiResult<NoContent> {
         let t = state.scope(&auth, tenant_id.0, Role::TenantAdmin).await?;
         let tx = state.store.begin(t).await?;
         let res = devices::Entity::delete_by_id(device_id.0)
@@ -902,7 +895,7 @@ impl DevicesApi {
         }
         audit::in_tx(&tx, Audit::by(&auth, "device_delete").device(device_id.0)).await?;
         tx.commit().await?;
-        Ok(Deleted::Done)
+        Ok(NoContent::Done)
     }
 
     /// Tags, groups or deletes many devices at once.
