@@ -11,7 +11,7 @@
 #   fmt        cargo fmt --all --check
 #   build      cargo build --workspace --all-targets   (if this fails, clippy/nextest/doctest skip)
 #   clippy     cargo clippy --workspace --all-targets -- -D warnings
-#   nextest    cargo nextest run --workspace --no-fail-fast
+#   nextest    cargo nextest run --workspace --no-fail-fast (the cluster tests last, alone)
 #   doctest    cargo test --workspace --doc             (nextest does not run doctests)
 #   fuzz       cargo fuzz run decode_sentence for $DROVER_FUZZ_SECONDS (default 60 s)
 #   interop    .venv/bin/pytest tests/interop against target/debug/drover-sim

@@ -48,9 +48,17 @@ step_build() { cargo_logged build cargo build --workspace --all-targets; }
 
 step_clippy() { cargo_logged clippy cargo clippy --workspace --all-targets -- -D warnings; }
 
+# The multi-process cluster tests run after everything else and one at a time, with the
+# machine to themselves: their timing assertions (failure detection, take-over, poll
+# spacing) measure drover, not the other test binaries competing for two cores.
 step_nextest() {
-    local cfg=(--tool-config-file "drover:$DROVER_ROOT/deploy/nextest.toml")
-    show cargo nextest run --workspace --no-fail-fast --no-tests=warn "${cfg[@]}"
+    local cfg=(--tool-config-file "drover:$DROVER_ROOT/deploy/nextest.toml") rc=0
+    show cargo nextest run --workspace --no-fail-fast --no-tests=warn "${cfg[@]}" \
+        -E 'not binary(cluster)' || rc=$?
+    echo "--- the cluster tests, alone"
+    show cargo nextest run -p drover-server --test cluster --no-fail-fast --test-threads 1 \
+        "${cfg[@]}" || rc=$?
+    return "$rc"
 }
 
 step_doctest() { show cargo test --workspace --doc; }
