@@ -23,14 +23,44 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use drover_model::TenantId;
 use drover_model::events::{DeviceStatusChanged, MetricsSample};
+use drover_model::{DeviceId, TenantId};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::timeseries::Retention;
 use crate::{Result, Store};
+
+/// Write fencing (the cluster's shard leases): asked once per event, before it is written,
+/// whether a sample of this device taken under this shard epoch may still be stored. `false`
+/// means the event comes from a node that no longer owns the device's shard (a stale owner's
+/// late write); it is dropped and counted ([`RecorderStats::fenced`],
+/// `drover_recorder_fenced_total`), never written.
+///
+/// The function is called on the writer task for every event of every batch: keep it cheap
+/// and non-blocking (e.g. a lookup in the node's in-memory lease table).
+#[derive(Clone)]
+pub struct WriteFence(Arc<dyn Fn(DeviceId, u64) -> bool + Send + Sync>);
+
+impl WriteFence {
+    /// `admit(device, epoch)`: `epoch` is the shard epoch the event carries
+    /// (`MetricsSample::epoch`, `DeviceStatusChanged::epoch`).
+    pub fn new(admit: impl Fn(DeviceId, u64) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(admit))
+    }
+
+    /// Whether an event of `device` produced under `epoch` may be written.
+    pub fn admits(&self, device: DeviceId, epoch: u64) -> bool {
+        (self.0)(device, epoch)
+    }
+}
+
+impl std::fmt::Debug for WriteFence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteFence(..)")
+    }
+}
 
 /// Recorder tuning.
 #[derive(Debug, Clone)]
@@ -39,11 +69,16 @@ pub struct RecorderConfig {
     pub capacity: usize,
     /// Most events written in one transaction.
     pub batch_max: usize,
+    /// Concurrent writers (connections); devices are split between them by
+    /// `DeviceId::stable_hash`, so one device's events are always written by one writer.
+    pub writers: usize,
     /// First retry delay after a failed write; doubles up to `retry_max`.
     pub retry_min: Duration,
     pub retry_max: Duration,
     /// The partitioned window; samples outside it are rejected.
     pub retention: Retention,
+    /// Drops events whose shard epoch is stale (see [`WriteFence`]); `None` writes all.
+    pub fence: Option<WriteFence>,
 }
 
 impl Default for RecorderConfig {
@@ -51,9 +86,11 @@ impl Default for RecorderConfig {
         Self {
             capacity: 200_000,
             batch_max: 5_000,
+            writers: 1,
             retry_min: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
             retention: Retention::default(),
+            fence: None,
         }
     }
 }
@@ -79,8 +116,15 @@ pub struct RecorderStats {
     pub clamped: u64,
     /// Batch writes that failed and were retried.
     pub retries: u64,
+    /// Dropped by the [`WriteFence`]: produced under a shard epoch this node no longer holds.
+    pub fenced: u64,
 }
 
+/// The counters behind [`RecorderStats`]; each increment also goes to the `metrics` facade
+/// (Prometheus in a node): `drover_recorder_written_total{kind="metrics"|"status"}`,
+/// `drover_recorder_dropped_total`, `drover_recorder_rejected_total`,
+/// `drover_recorder_clamped_total`, `drover_recorder_retries_total`,
+/// `drover_recorder_fenced_total`.
 #[derive(Default)]
 struct Counters {
     written_metrics: AtomicU64,
@@ -89,6 +133,53 @@ struct Counters {
     rejected: AtomicU64,
     clamped: AtomicU64,
     retries: AtomicU64,
+    fenced: AtomicU64,
+}
+
+impl Counters {
+    fn written(&self, metrics_events: u64, status_events: u64) {
+        if metrics_events > 0 {
+            self.written_metrics
+                .fetch_add(metrics_events, Ordering::Relaxed);
+            metrics::counter!("drover_recorder_written_total", "kind" => "metrics")
+                .increment(metrics_events);
+        }
+        if status_events > 0 {
+            self.written_status
+                .fetch_add(status_events, Ordering::Relaxed);
+            metrics::counter!("drover_recorder_written_total", "kind" => "status")
+                .increment(status_events);
+        }
+    }
+
+    fn dropped(&self, n: u64) {
+        self.dropped_overflow.fetch_add(n, Ordering::Relaxed);
+        metrics::counter!("drover_recorder_dropped_total").increment(n);
+    }
+
+    fn rejected(&self, n: u64) {
+        if n > 0 {
+            self.rejected.fetch_add(n, Ordering::Relaxed);
+            metrics::counter!("drover_recorder_rejected_total").increment(n);
+        }
+    }
+
+    fn clamped(&self) {
+        self.clamped.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("drover_recorder_clamped_total").increment(1);
+    }
+
+    fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("drover_recorder_retries_total").increment(1);
+    }
+
+    fn fenced(&self, n: u64) {
+        if n > 0 {
+            self.fenced.fetch_add(n, Ordering::Relaxed);
+            metrics::counter!("drover_recorder_fenced_total").increment(n);
+        }
+    }
 }
 
 struct Shared {
@@ -131,10 +222,7 @@ impl RecorderHandle {
             Err(_) => 1,
         };
         if dropped > 0 {
-            self.shared
-                .counters
-                .dropped_overflow
-                .fetch_add(dropped, Ordering::Relaxed);
+            self.shared.counters.dropped(dropped);
         }
         self.shared.wake.notify_one();
     }
@@ -162,6 +250,7 @@ impl RecorderHandle {
             rejected: c.rejected.load(Ordering::Relaxed),
             clamped: c.clamped.load(Ordering::Relaxed),
             retries: c.retries.load(Ordering::Relaxed),
+            fenced: c.fenced.load(Ordering::Relaxed),
         }
     }
 
@@ -221,12 +310,13 @@ impl Recorder {
 }
 
 async fn run(pool: PgPool, shared: Arc<Shared>, cfg: RecorderConfig) {
+    let writers = cfg.writers.max(1);
     loop {
         let batch: Vec<Record> = {
             let Ok(mut q) = shared.queue.lock() else {
                 return;
             };
-            let n = q.len().min(cfg.batch_max.max(1));
+            let n = q.len().min(cfg.batch_max.max(1).saturating_mul(writers));
             shared.in_flight.store(n as u64, Ordering::Release);
             q.drain(..n).collect()
         };
@@ -238,10 +328,62 @@ async fn run(pool: PgPool, shared: Arc<Shared>, cfg: RecorderConfig) {
             let _ = tokio::time::timeout(Duration::from_millis(200), shared.wake.notified()).await;
             continue;
         }
-        let prepared = prepare(batch, &cfg, &shared.counters);
-        write_with_retry(&pool, &prepared, &cfg, &shared.counters).await;
+        let batch = fence(batch, &cfg, &shared.counters);
+        if writers == 1 {
+            let prepared = prepare(batch, &cfg, &shared.counters);
+            write_with_retry(&pool, &prepared, &cfg, &shared.counters).await;
+        } else {
+            // One transaction per writer, concurrently; a device always lands in the same
+            // part, so two writers never update the same `devices` row at once.
+            let mut parts: Vec<Vec<Record>> = (0..writers).map(|_| Vec::new()).collect();
+            for r in batch {
+                let device = match &r {
+                    Record::Metrics(m) => m.device_id,
+                    Record::Status(s) => s.device_id,
+                };
+                parts[(device.stable_hash() % writers as u64) as usize].push(r);
+            }
+            let mut set = tokio::task::JoinSet::new();
+            for part in parts.into_iter().filter(|p| !p.is_empty()) {
+                let (pool, shared, cfg) = (pool.clone(), shared.clone(), cfg.clone());
+                set.spawn(async move {
+                    let prepared = prepare(part, &cfg, &shared.counters);
+                    write_with_retry(&pool, &prepared, &cfg, &shared.counters).await;
+                });
+            }
+            while let Some(done) = set.join_next().await {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "recorder: a writer task failed");
+                }
+            }
+        }
         shared.in_flight.store(0, Ordering::Release);
     }
+}
+
+/// Drops (and counts) the events the write fence refuses.
+fn fence(batch: Vec<Record>, cfg: &RecorderConfig, counters: &Counters) -> Vec<Record> {
+    let Some(fence) = &cfg.fence else {
+        return batch;
+    };
+    let before = batch.len();
+    let kept: Vec<Record> = batch
+        .into_iter()
+        .filter(|r| {
+            let (device, epoch) = match r {
+                Record::Metrics(m) => (m.device_id, m.epoch),
+                Record::Status(s) => (s.device_id, s.epoch),
+            };
+            let ok = fence.admits(device, epoch);
+            if !ok {
+                tracing::debug!(device = %device.0, epoch,
+                    "recorder: event dropped: its shard epoch is no longer current");
+            }
+            ok
+        })
+        .collect();
+    counters.fenced((before - kept.len()) as u64);
+    kept
 }
 
 // ------------------------------------------------------------------ sanitising
@@ -258,7 +400,7 @@ struct Clamp<'a> {
 
 impl Clamp<'_> {
     fn note(&self, what: &str) {
-        self.counters.clamped.fetch_add(1, Ordering::Relaxed);
+        self.counters.clamped();
         tracing::warn!(device = %self.device, "recorder: {what}");
     }
 
@@ -399,7 +541,7 @@ struct Prepared {
 }
 
 fn reject(counters: &Counters, device: Uuid, why: &str) {
-    counters.rejected.fetch_add(1, Ordering::Relaxed);
+    counters.rejected(1);
     tracing::warn!(device = %device, "recorder: event rejected: {why}");
 }
 
@@ -552,14 +694,23 @@ async fn write_with_retry(pool: &PgPool, p: &Prepared, cfg: &RecorderConfig, cou
         return;
     }
     let mut delay = cfg.retry_min;
+    // The first attempt inserts plainly (no speculative insertion: cheaper per row). After a
+    // failure the batch may have committed without us hearing of it, and the producer may
+    // resend samples: then `ON CONFLICT DO NOTHING` keeps the retry idempotent.
+    let mut idempotent = false;
     loop {
-        match write_batch(pool, p, counters).await {
+        match write_batch(pool, p, counters, idempotent).await {
             Ok(()) => return,
             Err(e) if is_transient(&e) => {
-                counters.retries.fetch_add(1, Ordering::Relaxed);
+                counters.retried();
                 tracing::warn!(error = %e, retry_in = ?delay, "recorder: batch write failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(cfg.retry_max);
+                idempotent = true;
+            }
+            Err(e) if !idempotent && is_unique_violation(&e) => {
+                // samples already stored (a resend, or a duplicate within the batch)
+                idempotent = true;
             }
             Err(e) => {
                 tracing::warn!(error = %e, events = p.records.len(),
@@ -569,6 +720,10 @@ async fn write_with_retry(pool: &PgPool, p: &Prepared, cfg: &RecorderConfig, cou
             }
         }
     }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
 }
 
 /// Fallback for a batch with an event the database refuses: each event in its own
@@ -583,10 +738,10 @@ async fn write_one_by_one(pool: &PgPool, p: &Prepared, cfg: &RecorderConfig, cou
         };
         let mut delay = cfg.retry_min;
         loop {
-            match write_batch(pool, &single, counters).await {
+            match write_batch(pool, &single, counters, true).await {
                 Ok(()) => break,
                 Err(e) if is_transient(&e) => {
-                    counters.retries.fetch_add(1, Ordering::Relaxed);
+                    counters.retried();
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(cfg.retry_max);
                 }
@@ -599,7 +754,40 @@ async fn write_one_by_one(pool: &PgPool, p: &Prepared, cfg: &RecorderConfig, cou
     }
 }
 
-async fn write_batch(pool: &PgPool, p: &Prepared, counters: &Counters) -> Result<(), sqlx::Error> {
+macro_rules! health_insert {
+    () => {
+        "INSERT INTO health_samples (tenant_id, device_id, time, cpu_percent, memory_percent, \
+           disk_percent, temperature_c, uptime_s) \
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::timestamptz[], $4::real[], $5::real[], \
+           $6::real[], $7::real[], $8::bigint[])"
+    };
+}
+
+macro_rules! interface_insert {
+    () => {
+        "INSERT INTO interface_samples (tenant_id, device_id, time, name, running, rx_bytes, \
+           tx_bytes, rx_bps, tx_bps) \
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::timestamptz[], $4::text[], $5::bool[], \
+           $6::bigint[], $7::bigint[], $8::float8[], $9::float8[])"
+    };
+}
+
+macro_rules! wireless_insert {
+    () => {
+        "INSERT INTO wireless_samples (tenant_id, device_id, time, clients, mean_signal_dbm, \
+           min_signal_dbm) \
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::timestamptz[], $4::int[], $5::real[], $6::int[])"
+    };
+}
+
+/// One transaction: per tenant, the device check, the sample inserts (plain, or with
+/// `ON CONFLICT DO NOTHING` when `idempotent`), status history and the last values.
+async fn write_batch(
+    pool: &PgPool,
+    p: &Prepared,
+    counters: &Counters,
+    idempotent: bool,
+) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     let mut written_metrics = 0u64;
     let mut written_status = 0u64;
@@ -631,13 +819,11 @@ async fn write_batch(pool: &PgPool, p: &Prepared, counters: &Counters) -> Result
         let h = &tb.health;
         let keep: Vec<usize> = (0..h.device.len()).filter(|&i| ok(&h.device[i])).collect();
         if !keep.is_empty() {
-            sqlx::query(
-                "INSERT INTO health_samples (tenant_id, device_id, time, cpu_percent, memory_percent, \
-                   disk_percent, temperature_c, uptime_s) \
-                 SELECT $1, * FROM UNNEST($2::uuid[], $3::timestamptz[], $4::real[], $5::real[], \
-                   $6::real[], $7::real[], $8::bigint[]) \
-                 ON CONFLICT DO NOTHING",
-            )
+            sqlx::query(if idempotent {
+                concat!(health_insert!(), " ON CONFLICT DO NOTHING")
+            } else {
+                health_insert!()
+            })
             .bind(tenant.0)
             .bind(pick(&h.device, &keep))
             .bind(pick(&h.time, &keep))
@@ -653,13 +839,11 @@ async fn write_batch(pool: &PgPool, p: &Prepared, counters: &Counters) -> Result
         let f = &tb.ifaces;
         let keep: Vec<usize> = (0..f.device.len()).filter(|&i| ok(&f.device[i])).collect();
         if !keep.is_empty() {
-            sqlx::query(
-                "INSERT INTO interface_samples (tenant_id, device_id, time, name, running, rx_bytes, \
-                   tx_bytes, rx_bps, tx_bps) \
-                 SELECT $1, * FROM UNNEST($2::uuid[], $3::timestamptz[], $4::text[], $5::bool[], \
-                   $6::bigint[], $7::bigint[], $8::float8[], $9::float8[]) \
-                 ON CONFLICT DO NOTHING",
-            )
+            sqlx::query(if idempotent {
+                concat!(interface_insert!(), " ON CONFLICT DO NOTHING")
+            } else {
+                interface_insert!()
+            })
             .bind(tenant.0)
             .bind(pick(&f.device, &keep))
             .bind(pick(&f.time, &keep))
@@ -675,12 +859,11 @@ async fn write_batch(pool: &PgPool, p: &Prepared, counters: &Counters) -> Result
         let w = &tb.wireless;
         let keep: Vec<usize> = (0..w.device.len()).filter(|&i| ok(&w.device[i])).collect();
         if !keep.is_empty() {
-            sqlx::query(
-                "INSERT INTO wireless_samples (tenant_id, device_id, time, clients, mean_signal_dbm, \
-                   min_signal_dbm) \
-                 SELECT $1, * FROM UNNEST($2::uuid[], $3::timestamptz[], $4::int[], $5::real[], $6::int[]) \
-                 ON CONFLICT DO NOTHING",
-            )
+            sqlx::query(if idempotent {
+                concat!(wireless_insert!(), " ON CONFLICT DO NOTHING")
+            } else {
+                wireless_insert!()
+            })
             .bind(tenant.0)
             .bind(pick(&w.device, &keep))
             .bind(pick(&w.time, &keep))
@@ -764,13 +947,8 @@ async fn write_batch(pool: &PgPool, p: &Prepared, counters: &Counters) -> Result
         let _ = tb.metrics_events;
     }
     tx.commit().await?;
-    counters
-        .written_metrics
-        .fetch_add(written_metrics, Ordering::Relaxed);
-    counters
-        .written_status
-        .fetch_add(written_status, Ordering::Relaxed);
-    counters.rejected.fetch_add(rejected, Ordering::Relaxed);
+    counters.written(written_metrics, written_status);
+    counters.rejected(rejected);
     Ok(())
 }
 

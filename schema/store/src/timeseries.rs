@@ -8,6 +8,7 @@ use std::fmt;
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, TimeZone, Utc};
 use sea_orm::{
     ConnectionTrait, Database, DatabaseConnection, DbBackend, FromQueryResult, Statement,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -121,18 +122,26 @@ impl Maintenance {
 
     /// Creates missing partitions from the retention horizon up to `ahead_days` after `now`,
     /// then drops partitions entirely older than the horizon.
+    ///
+    /// The whole run is one transaction that first takes the transaction-level advisory lock
+    /// of [`MAINTENANCE_LOCK_SQL`]: nodes starting together queue behind each other instead
+    /// of racing on the same `CREATE TABLE … PARTITION OF` (which fails for the loser), and
+    /// the later runs find the partitions the first one created and do nothing. Either all
+    /// of a run's creations and drops happen, or none does.
     pub async fn run(&self, now: DateTime<Utc>) -> Result<MaintenanceReport> {
+        let tx = self.db.begin().await?;
+        tx.execute_unprepared(MAINTENANCE_LOCK_SQL).await?;
         let mut report = MaintenanceReport::default();
         let today = now.date_naive();
         let first = today - ChronoDuration::days(i64::from(self.retention.days));
         let last = today + ChronoDuration::days(i64::from(self.retention.ahead_days));
         for table in PARTITIONED_TABLES {
-            let existing = self.partitions_of(table).await?;
+            let existing = partitions_of(&tx, table).await?;
             let mut day = first;
             while day <= last {
                 let name = partition_name(table, day);
                 if !existing.contains(&name) {
-                    self.create_partition(table, day).await?;
+                    create_partition(&tx, table, day).await?;
                     report.created.push(name);
                 }
                 day += ChronoDuration::days(1);
@@ -141,55 +150,65 @@ impl Maintenance {
                 if let Some(d) = parse_partition_day(table, &name)
                     && d < first
                 {
-                    self.db
-                        .execute_unprepared(&format!("DROP TABLE IF EXISTS \"{name}\""))
+                    tx.execute_unprepared(&format!("DROP TABLE IF EXISTS \"{name}\""))
                         .await?;
-                    tracing::info!(partition = %name, "dropped partition past retention");
                     report.dropped.push(name);
                 }
             }
         }
+        tx.commit().await?;
+        for name in &report.dropped {
+            tracing::info!(partition = %name, "dropped partition past retention");
+        }
         Ok(report)
-    }
-
-    async fn create_partition(&self, table: &str, day: NaiveDate) -> Result<()> {
-        let name = partition_name(table, day);
-        let from = day_start(day).format("%Y-%m-%d %H:%M:%S+00");
-        let to = day_start(day + ChronoDuration::days(1)).format("%Y-%m-%d %H:%M:%S+00");
-        // Partitions get ENABLE + FORCE row-level security without policies: nobody but the
-        // owner reaches them directly (queries go through the parent and its policies), and
-        // the catalog test sees every relation with tenant_id protected.
-        let sql = format!(
-            "CREATE TABLE IF NOT EXISTS \"{name}\" PARTITION OF {table} \
-               FOR VALUES FROM ('{from}') TO ('{to}');\n\
-             ALTER TABLE \"{name}\" ENABLE ROW LEVEL SECURITY;\n\
-             ALTER TABLE \"{name}\" FORCE ROW LEVEL SECURITY;"
-        );
-        self.db.execute_unprepared(&sql).await?;
-        Ok(())
     }
 
     /// Names of the partitions of `table`.
     pub async fn partitions_of(&self, table: &str) -> Result<Vec<String>> {
-        let rows = self
-            .db
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT c.relname::text FROM pg_inherits i \
-                   JOIN pg_class c ON c.oid = i.inhrelid \
-                   JOIN pg_class p ON p.oid = i.inhparent \
-                 WHERE p.relname = $1 ORDER BY 1",
-                [table.into()],
-            ))
-            .await?;
-        rows.iter()
-            .map(|r| r.try_get_by_index::<String>(0).map_err(Into::into))
-            .collect()
+        partitions_of(&self.db, table).await
     }
 
     pub async fn close(self) {
         let _ = self.db.close().await;
     }
+}
+
+/// The lock every maintenance run takes first, inside its transaction (released at commit or
+/// rollback, so a run that dies cannot leave it held).
+pub const MAINTENANCE_LOCK_SQL: &str =
+    "SELECT pg_advisory_xact_lock(hashtext('drover.partition_maintenance'))";
+
+async fn create_partition(conn: &impl ConnectionTrait, table: &str, day: NaiveDate) -> Result<()> {
+    let name = partition_name(table, day);
+    let from = day_start(day).format("%Y-%m-%d %H:%M:%S+00");
+    let to = day_start(day + ChronoDuration::days(1)).format("%Y-%m-%d %H:%M:%S+00");
+    // Partitions get ENABLE + FORCE row-level security without policies: nobody but the
+    // owner reaches them directly (queries go through the parent and its policies), and
+    // the catalog test sees every relation with tenant_id protected.
+    let sql = format!(
+        "CREATE TABLE IF NOT EXISTS \"{name}\" PARTITION OF {table} \
+           FOR VALUES FROM ('{from}') TO ('{to}');\n\
+         ALTER TABLE \"{name}\" ENABLE ROW LEVEL SECURITY;\n\
+         ALTER TABLE \"{name}\" FORCE ROW LEVEL SECURITY;"
+    );
+    conn.execute_unprepared(&sql).await?;
+    Ok(())
+}
+
+async fn partitions_of(conn: &impl ConnectionTrait, table: &str) -> Result<Vec<String>> {
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT c.relname::text FROM pg_inherits i \
+               JOIN pg_class c ON c.oid = i.inhrelid \
+               JOIN pg_class p ON p.oid = i.inhparent \
+             WHERE p.relname = $1 ORDER BY 1",
+            [table.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get_by_index::<String>(0).map_err(Into::into))
+        .collect()
 }
 
 /// Bucket width for a range, as the original product chose it: ≤1 h → 1 min, ≤6 h → 5 min,

@@ -169,3 +169,68 @@ async fn month_range_query_prunes_partitions_and_buckets() -> anyhow::Result<()>
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn concurrent_maintenance_runs_serialise_and_create_each_partition_once() -> anyhow::Result<()>
+{
+    // Nodes of a cluster start together: every one runs maintenance on the same fresh
+    // database at the same instant. Each run must succeed, and every partition must be
+    // created by exactly one of them.
+    let db = TestDb::create().await?;
+    let retention = Retention {
+        days: 20,
+        ahead_days: 3,
+    };
+    let now = Utc::now();
+    let runners = 6;
+    let mut ms = Vec::new();
+    for _ in 0..runners {
+        ms.push(Maintenance::connect(&db.owner_url(), retention).await?);
+    }
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(runners));
+    let tasks: Vec<_> = ms
+        .into_iter()
+        .map(|m| {
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                let r = m.run(now).await;
+                m.close().await;
+                r
+            })
+        })
+        .collect();
+    let mut created = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let report = t.await?;
+        let report = report.map_err(|e| anyhow::anyhow!("run {i} failed: {e}"))?;
+        ensure!(report.dropped.is_empty(), "run {i}: {report:?}");
+        created.extend(report.created);
+    }
+    let per_table = (retention.days + 1 + retention.ahead_days) as usize;
+    let mut unique = created.clone();
+    unique.sort();
+    unique.dedup();
+    ensure!(
+        unique.len() == created.len(),
+        "some partitions were reported created twice"
+    );
+    ensure!(
+        created.len() == 3 * per_table,
+        "{} partitions created, expected {}",
+        created.len(),
+        3 * per_table
+    );
+    let m = Maintenance::connect(&db.owner_url(), retention).await?;
+    for table in timeseries::PARTITIONED_TABLES {
+        let parts = m.partitions_of(table).await?;
+        ensure!(
+            parts.len() == per_table,
+            "{table}: {} partitions",
+            parts.len()
+        );
+    }
+    // and one more run afterwards has nothing to do
+    ensure!(m.run(now).await? == Default::default());
+    Ok(())
+}
