@@ -12,6 +12,12 @@
 //! *sent* at `t` is treated as valid locally until `t + ttl − margin`, which is earlier than
 //! the moment Redis can expire it (Redis starts the `PX` countdown when it *runs* the
 //! script, after `t`).
+//!
+//! A graceful release also leaves a hand-over marker `drover:{cluster}:idle:{shard}`: the
+//! Redis time from which the old owner had stopped polling the shard's devices. The next
+//! acquire reads and deletes it and returns its age, so the new owner knows which poll slots
+//! nobody served (it may catch those up) without comparing node clocks. A lease that expired
+//! instead leaves no marker, and the new owner counts from its own acquire.
 
 use std::time::{Duration, Instant};
 
@@ -21,15 +27,36 @@ use redis::aio::ConnectionManager;
 /// Shards per script call.
 const CHUNK: usize = 512;
 
+/// Redis time in ms, inside a script.
+const NOW_MS: &str = r"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+";
+
+/// KEYS: (lease, epoch, idle) per shard; ARGV: owner, ttl. Returns (epoch or 0, idle age in
+/// ms or -1) per shard.
 const ACQUIRE: &str = r"
 local out = {}
-for i = 1, #KEYS, 2 do
+local now = now_ms()
+for i = 1, #KEYS, 3 do
   if redis.call('EXISTS', KEYS[i]) == 0 then
     local e = redis.call('INCR', KEYS[i + 1])
     redis.call('SET', KEYS[i], ARGV[1] .. '|' .. e, 'PX', ARGV[2])
     out[#out + 1] = e
+    local idle = redis.call('GET', KEYS[i + 2])
+    if idle then
+      redis.call('DEL', KEYS[i + 2])
+      local age = now - tonumber(idle)
+      if age < 0 then age = 0 end
+      out[#out + 1] = age
+    else
+      out[#out + 1] = -1
+    end
   else
     out[#out + 1] = 0
+    out[#out + 1] = -1
   end
 end
 return out
@@ -48,11 +75,15 @@ end
 return out
 ";
 
+/// KEYS: (lease, idle) per shard; ARGV: owner, ms since the shards stopped, marker ttl,
+/// then one epoch per shard.
 const RELEASE: &str = r"
 local n = 0
-for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1] .. '|' .. ARGV[i + 1] then
+local idle_since = now_ms() - tonumber(ARGV[2])
+for i = 1, #KEYS, 2 do
+  if redis.call('GET', KEYS[i]) == ARGV[1] .. '|' .. ARGV[(i + 1) / 2 + 3] then
     redis.call('DEL', KEYS[i])
+    redis.call('SET', KEYS[i + 1], idle_since, 'PX', ARGV[3])
     n = n + 1
   end
 end
@@ -84,6 +115,11 @@ pub struct Granted {
     pub shard: u32,
     pub epoch: u64,
     pub valid_until: Instant,
+    /// From when no node polled the shard's devices, on this node's clock (for a grant; a
+    /// renewal carries the grant's value unchanged): the old owner's stop when it handed the
+    /// shard over, else this grant's own reply (the old lease had expired, so its owner had
+    /// stopped before). Never earlier than the truth.
+    pub idle_since: Instant,
 }
 
 /// Lease operations against one Redis.
@@ -121,9 +157,9 @@ impl Leases {
         Ok(Self {
             cfg,
             conn,
-            acquire: Script::new(ACQUIRE),
+            acquire: Script::new(&format!("{NOW_MS}{ACQUIRE}")),
             renew: Script::new(RENEW),
-            release: Script::new(RELEASE),
+            release: Script::new(&format!("{NOW_MS}{RELEASE}")),
         })
     }
 
@@ -137,6 +173,10 @@ impl Leases {
 
     fn epoch_key(&self, shard: u32) -> String {
         format!("{}:epoch:{shard}", self.cfg.prefix)
+    }
+
+    fn idle_key(&self, shard: u32) -> String {
+        format!("{}:idle:{shard}", self.cfg.prefix)
     }
 
     fn ttl_ms(&self) -> u64 {
@@ -154,20 +194,29 @@ impl Leases {
             let started = Instant::now();
             let mut inv = self.acquire.prepare_invoke();
             for s in chunk {
-                inv.key(self.lease_key(*s)).key(self.epoch_key(*s));
+                inv.key(self.lease_key(*s))
+                    .key(self.epoch_key(*s))
+                    .key(self.idle_key(*s));
             }
             inv.arg(&self.cfg.owner).arg(self.ttl_ms());
-            let epochs: Vec<u64> = inv.invoke_async(&mut self.conn.clone()).await?;
+            let reply: Vec<i64> = inv.invoke_async(&mut self.conn.clone()).await?;
+            // Taken after the reply: Redis ran the script before this instant, so an age
+            // counted back from here never makes the idle time start too early.
+            let replied = Instant::now();
             let valid_until = self.deadline(started);
             out.extend(
                 chunk
                     .iter()
-                    .zip(epochs)
-                    .filter(|(_, e)| *e > 0)
-                    .map(|(s, epoch)| Granted {
+                    .zip(reply.chunks_exact(2))
+                    .filter(|(_, r)| r[0] > 0)
+                    .map(|(s, r)| Granted {
                         shard: *s,
-                        epoch,
+                        epoch: r[0].unsigned_abs(),
                         valid_until,
+                        idle_since: u64::try_from(r[1])
+                            .ok()
+                            .and_then(|age| replied.checked_sub(Duration::from_millis(age)))
+                            .unwrap_or(replied),
                     }),
             );
         }
@@ -176,6 +225,7 @@ impl Leases {
 
     /// Renews `held` (shard, epoch). Returns the renewed leases with their new deadline;
     /// shards missing from the result are lost (expired, or someone else holds them).
+    /// (`idle_since` of a renewal is meaningless; it is the renewal's start.)
     pub async fn renew(&self, held: &[(u32, u64)]) -> redis::RedisResult<Vec<Granted>> {
         let mut out = Vec::new();
         for chunk in held.chunks(CHUNK) {
@@ -199,21 +249,27 @@ impl Leases {
                         shard: *s,
                         epoch: *e,
                         valid_until,
+                        idle_since: started,
                     }),
             );
         }
         Ok(out)
     }
 
-    /// Gives up `held` (shard, epoch) leases still held under that epoch; returns how many.
-    pub async fn release(&self, held: &[(u32, u64)]) -> redis::RedisResult<u64> {
+    /// Gives up `held` (shard, epoch) leases still held under that epoch, leaving hand-over
+    /// markers that say this node stopped polling them at `stopped`; returns how many.
+    pub async fn release(&self, held: &[(u32, u64)], stopped: Instant) -> redis::RedisResult<u64> {
         let mut n = 0;
+        // Markers outlive any lease gap worth catching up, then vanish on their own.
+        let marker_ttl = self.ttl_ms().saturating_mul(10).max(60_000);
         for chunk in held.chunks(CHUNK) {
             let mut inv = self.release.prepare_invoke();
             for (s, _) in chunk {
-                inv.key(self.lease_key(*s));
+                inv.key(self.lease_key(*s)).key(self.idle_key(*s));
             }
-            inv.arg(&self.cfg.owner);
+            // Rounded up: the marker may say "stopped later" than the truth, never earlier.
+            let stopped_ago = u64::try_from(stopped.elapsed().as_millis()).unwrap_or(u64::MAX);
+            inv.arg(&self.cfg.owner).arg(stopped_ago).arg(marker_ttl);
             for (_, e) in chunk {
                 inv.arg(*e);
             }

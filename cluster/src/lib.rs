@@ -64,6 +64,17 @@ impl OwnedShards {
     }
 }
 
+/// A lease this node holds now, as the fence sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldLease {
+    /// The shard's fencing epoch.
+    pub epoch: u64,
+    /// On this node's clock: from when nobody polled the shard's devices before this node
+    /// took the lease (the old owner's stop on a hand-over, else this node's acquire).
+    /// Poll slots after it were served by no node; a new session may catch the latest up.
+    pub idle_since: std::time::Instant,
+}
+
 /// A member as this node sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberInfo {
@@ -160,6 +171,12 @@ impl ClusterHandle {
     /// write).
     pub fn lease_epoch(&self, device: DeviceId) -> Option<u64> {
         self.inner.lease_epoch(device.shard())
+    }
+
+    /// Like [`Self::lease_epoch`], with the instant from which no node had polled the
+    /// shard's devices when this node took it (see [`HeldLease`]).
+    pub fn lease(&self, device: DeviceId) -> Option<HeldLease> {
+        self.inner.lease(device.shard())
     }
 
     /// This node and the peers it is linked to.

@@ -21,7 +21,8 @@ use crate::wire::{
     RemoteDeviceReply, Reply, Request, RequestBody, Roles, VARIANT, WIRE_VERSION,
 };
 use crate::{
-    ClusterConfig, ClusterError, ClusterHandle, DeviceGateway, MemberInfo, OwnedShards, RouteError,
+    ClusterConfig, ClusterError, ClusterHandle, DeviceGateway, HeldLease, MemberInfo, OwnedShards,
+    RouteError,
 };
 
 /// How often the ownership loop plans.
@@ -34,6 +35,8 @@ struct Held {
     epoch: u64,
     valid_until: Instant,
     acquired_at: Instant,
+    /// From when no node polled the shard's devices before this node took it.
+    idle_since: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -87,13 +90,20 @@ impl Shared {
     }
 
     pub(crate) fn lease_epoch(&self, shard: ShardId) -> Option<u64> {
+        self.lease(shard).map(|l| l.epoch)
+    }
+
+    pub(crate) fn lease(&self, shard: ShardId) -> Option<HeldLease> {
         let held = self
             .held
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         held.get(&shard.0)
             .filter(|h| h.valid_until > Instant::now())
-            .map(|h| h.epoch)
+            .map(|h| HeldLease {
+                epoch: h.epoch,
+                idle_since: h.idle_since,
+            })
     }
 
     pub(crate) fn members(&self) -> Vec<MemberInfo> {
@@ -701,6 +711,7 @@ fn insert_granted(shared: &Shared, granted: &[Granted]) {
                 epoch: g.epoch,
                 valid_until: g.valid_until,
                 acquired_at: Instant::now(),
+                idle_since: g.idle_since,
             },
         );
     }
@@ -718,10 +729,12 @@ async fn release_shards(shared: &Arc<Shared>, shards: &[u32]) {
             .filter_map(|s| held.remove(s).map(|h| (*s, h.epoch)))
             .collect()
     };
+    // From here the fence refuses polls of these shards: the hand-over marker says so.
+    let stopped = Instant::now();
     shared.publish();
     metrics::counter!("drover_cluster_shards_released_total").increment(released.len() as u64);
     tokio::time::sleep(Duration::from_millis(shared.cfg.handover_grace_ms)).await;
-    if let Err(e) = shared.leases.release(&released).await {
+    if let Err(e) = shared.leases.release(&released, stopped).await {
         tracing::warn!(error = %e, shards = released.len(), "cannot release leases; they expire on their own");
     }
 }

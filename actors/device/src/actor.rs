@@ -16,7 +16,7 @@ use routeros_client::{Client, Error as ClientError};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::config::{DevicePolicy, DeviceSpec};
+use crate::config::{DevicePolicy, DeviceSpec, SLOT_WINDOW};
 use crate::messages::{CommandError, DeviceMsg, DeviceSnapshot, PollFinished};
 use crate::poll::{self, Baseline, Facts, PollPlan, Radios};
 use crate::state::{Effect, Input, Machine};
@@ -104,6 +104,12 @@ pub struct DeviceState {
     connecting: bool,
     poll_timer: Option<JoinHandle<()>>,
     next_poll: tokio::time::Instant,
+    /// The slot (planned start) of the last poll this actor sent.
+    last_polled_slot: Option<tokio::time::Instant>,
+    /// The last fenced slot was skipped for lateness (the next one is polled regardless).
+    skipped_late: bool,
+    /// When this actor started: an unfenced actor catches up only slots after it.
+    started: tokio::time::Instant,
     poll_in_flight: bool,
     baseline: Baseline,
     radios: Radios,
@@ -147,6 +153,9 @@ impl Actor for DeviceActor {
             connecting: false,
             poll_timer: None,
             next_poll: tokio::time::Instant::now(),
+            last_polled_slot: None,
+            skipped_late: false,
+            started: tokio::time::Instant::now(),
             poll_in_flight: false,
             baseline: Baseline::default(),
             radios: Radios::Unknown,
@@ -241,7 +250,7 @@ impl Actor for DeviceActor {
 /// fleet that starts together never polls in one burst.
 fn first_poll_delay(spec: &DeviceSpec, policy: &DevicePolicy) -> Duration {
     let interval_ms = spec.poll_interval.as_millis().max(1) as u64;
-    if policy.wall_clock_grid && spec.poll_interval <= policy.first_poll_spread {
+    if policy.wall_clock_grid {
         // Slot `offset` of every interval since the Unix epoch: the same on every node.
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -318,7 +327,7 @@ impl DeviceState {
                 .fence
                 .as_ref()
                 .and_then(|f| (f.0)(self.args.spec.id))
-                .unwrap_or(self.args.epoch),
+                .map_or(self.args.epoch, |lease| lease.epoch),
             at: Utc::now(),
         }));
     }
@@ -383,7 +392,10 @@ impl DeviceState {
                 // A new session re-learns radios and reads the routerboard again.
                 self.radios = Radios::Unknown;
                 self.routerboard_due = Instant::now();
-                self.machine.step(Input::Connected)
+                let effects = self.machine.step(Input::Connected);
+                self.apply(myself, effects);
+                self.catch_up(myself);
+                return;
             }
             Err(e) if e.is_auth_failure() => {
                 metrics::counter!("drover_device_connects_total", "outcome" => "auth_failed")
@@ -430,17 +442,72 @@ impl DeviceState {
         let lateness = tokio::time::Instant::now().saturating_duration_since(planned);
         metrics::histogram!("drover_device_poll_lateness_seconds").record(lateness.as_secs_f64());
         // Next slot on the fixed grid: lateness never accumulates.
-        let interval = self.args.spec.poll_interval.max(Duration::from_millis(100));
+        let interval = self.poll_interval();
         let mut next = planned + interval;
         let now = tokio::time::Instant::now();
         while next <= now {
             next += interval;
         }
         self.schedule_poll(myself, next);
+        if self.args.policy.fence.is_some() && lateness > interval.mul_f64(SLOT_WINDOW) {
+            if !self.skipped_late {
+                // Served this late, the slot's poll could land close to the next owner's
+                // first one; skip it (not the device's fault: no missed poll is counted).
+                self.skipped_late = true;
+                metrics::counter!("drover_device_polls_total", "outcome" => "skipped_late")
+                    .increment(1);
+                return;
+            }
+        }
+        self.skipped_late = false;
+        self.poll_slot(myself, planned);
+    }
 
+    fn poll_interval(&self) -> Duration {
+        self.args.spec.poll_interval.max(Duration::from_millis(100))
+    }
+
+    /// After a new session: polls the current slot now when it is recent (within
+    /// [`SLOT_WINDOW`]), this actor has not polled it, and no node can have polled it (it
+    /// lies after the lease's idle point, or after this actor's start when unfenced).
+    fn catch_up(&mut self, myself: &ActorRef<DeviceMsg>) {
+        if self.poll_in_flight {
+            return;
+        }
+        let interval = self.poll_interval();
+        let now = tokio::time::Instant::now();
+        let Some(slot) = self.next_poll.checked_sub(interval) else {
+            return;
+        };
+        if slot > now || now.saturating_duration_since(slot) > interval.mul_f64(SLOT_WINDOW) {
+            return;
+        }
+        if self
+            .last_polled_slot
+            .is_some_and(|last| slot.saturating_duration_since(last) < interval / 2)
+        {
+            return;
+        }
+        let idle_since = match &self.args.policy.fence {
+            Some(fence) => match (fence.0)(self.args.spec.id) {
+                Some(lease) => tokio::time::Instant::from_std(lease.idle_since),
+                None => return,
+            },
+            None => self.started,
+        };
+        if slot < idle_since {
+            return;
+        }
+        metrics::counter!("drover_device_catch_up_polls_total").increment(1);
+        self.poll_slot(myself, slot);
+    }
+
+    /// Sends the poll of the slot planned at `slot`, when the fence and the session allow.
+    fn poll_slot(&mut self, myself: &ActorRef<DeviceMsg>, slot: tokio::time::Instant) {
+        let interval = self.poll_interval();
         if let Some(fence) = &self.args.policy.fence {
             match (fence.0)(self.args.spec.id) {
-                Some(epoch) => self.args.epoch = epoch,
+                Some(lease) => self.args.epoch = lease.epoch,
                 None => {
                     // The shard's lease is not held now: a stale owner never polls.
                     metrics::counter!("drover_device_polls_total", "outcome" => "fenced")
@@ -485,6 +552,7 @@ impl DeviceState {
         let generation = self.generation;
         let me = myself.clone();
         self.poll_in_flight = true;
+        self.last_polled_slot = Some(slot);
         tokio::spawn(async move {
             let started = Instant::now();
             let results = client

@@ -68,19 +68,40 @@ pub struct DevicePolicy {
     /// Most interfaces carried in one metrics sample.
     pub max_interfaces_per_sample: usize,
     /// Cluster fencing, asked before every poll: `None` skips the poll (this node does not
-    /// hold the lease of the device's shard at this instant), `Some(epoch)` is the shard's
-    /// epoch the poll's events carry. No fence: always poll, under `DeviceArgs::epoch`.
+    /// hold the lease of the device's shard at this instant), `Some(lease)` gives the
+    /// shard's epoch the poll's events carry and from when no node had polled the device
+    /// (slots after that may be caught up). No fence: always poll, under
+    /// `DeviceArgs::epoch`.
+    ///
+    /// A fenced device also skips a poll that starts later than [`SLOT_WINDOW`] of its
+    /// interval (never two slots in a row): the slot may be served by the next owner
+    /// soon after, and two polls of one device must stay most of an interval apart.
     pub fence: Option<Fence>,
     /// Put first polls on a wall-clock grid (slot = stable offset within the interval), so
     /// that a device handed from one node to another keeps its phase: the new owner's
     /// first poll comes one interval after the old owner's last, never twice in one
-    /// interval. Used when the interval is within `first_poll_spread`.
+    /// interval. (Without it, first polls are spread over `first_poll_spread`.)
     pub wall_clock_grid: bool,
+}
+
+/// How late, as a share of the poll interval, a poll may start and still count for its
+/// slot: later fenced polls are skipped; a new session catches up the current slot when it
+/// is no later than this and nobody served it. Two polls of one device are then at least
+/// `1 − SLOT_WINDOW` of an interval apart, whichever node sends them.
+pub const SLOT_WINDOW: f64 = 0.3;
+
+/// What the fence says about a lease this node holds now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FencedLease {
+    /// The shard's epoch; the poll's events and writes carry it.
+    pub epoch: u64,
+    /// From when no node polled the device before this node took the lease.
+    pub idle_since: std::time::Instant,
 }
 
 /// See [`DevicePolicy::fence`].
 #[derive(Clone)]
-pub struct Fence(pub std::sync::Arc<dyn Fn(DeviceId) -> Option<u64> + Send + Sync>);
+pub struct Fence(pub std::sync::Arc<dyn Fn(DeviceId) -> Option<FencedLease> + Send + Sync>);
 
 impl std::fmt::Debug for Fence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -27,6 +27,6 @@ pub mod state;
 pub mod values;
 
 pub use actor::{DeviceActor, DeviceArgs, EventSink, Progress, device_actor_name};
-pub use config::{DevicePolicy, DeviceSpec, Fence};
+pub use config::{DevicePolicy, DeviceSpec, Fence, FencedLease, SLOT_WINDOW};
 pub use messages::{CommandError, DeviceMsg, DeviceSnapshot};
 pub use state::{Effect, Input, Machine};

@@ -414,3 +414,91 @@ async fn commands_run_beside_polling_and_changes_are_announced() {
     actor.stop(None);
     h.fleet.shutdown().await;
 }
+
+/// Unix ms now.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A spec whose wall-clock slot passed 100–250 ms ago (its slot offset is the id's stable
+/// hash modulo the interval): a new owner starting now is just past the slot.
+fn spec_just_past_its_slot(h: &Harness, interval: Duration) -> DeviceSpec {
+    let interval_ms = interval.as_millis() as u64;
+    loop {
+        let spec = h.spec(0, interval);
+        let offset = spec.id.stable_hash() % interval_ms;
+        let since_slot = (unix_ms() + interval_ms - offset) % interval_ms;
+        if (100..250).contains(&since_slot) {
+            return spec;
+        }
+    }
+}
+
+fn fenced(idle_since: std::time::Instant) -> DevicePolicy {
+    DevicePolicy {
+        wall_clock_grid: true,
+        fence: Some(drover_device::Fence(Arc::new(move |_| {
+            Some(drover_device::FencedLease {
+                epoch: 7,
+                idle_since,
+            })
+        }))),
+        ..policy()
+    }
+}
+
+#[tokio::test]
+async fn a_new_owner_catches_up_a_slot_nobody_served_but_never_one_the_old_owner_served() {
+    let h = Harness::new(1).await;
+    let interval = Duration::from_secs(4);
+
+    // Handed over 5 s ago (nobody polled since): the slot that just passed is caught up as
+    // soon as the session is up, and the next poll keeps the grid.
+    let spec = spec_just_past_its_slot(&h, interval);
+    let start = unix_ms();
+    let actor = h
+        .spawn(
+            spec,
+            fenced(std::time::Instant::now() - Duration::from_secs(5)),
+        )
+        .await;
+    assert!(eventually!(
+        Duration::from_secs(8),
+        h.fleet.stats(0).polls_served >= 2
+    ));
+    let polls = h.fleet.stats(0).recent_polls_unix_ms;
+    let first_after = polls[0] - start;
+    assert!(
+        first_after < 1200,
+        "the missed slot was caught up after {first_after} ms (window 1.2 s)"
+    );
+    let spacing = polls[1] - polls[0];
+    assert!(
+        spacing >= 2800,
+        "two polls {spacing} ms apart: twice in one interval"
+    );
+    actor.stop(None);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Taken over just now (the old owner may have served the slot that just passed): no
+    // catch-up, the first poll waits for the next slot.
+    let before = h.fleet.stats(0).polls_served;
+    let spec = spec_just_past_its_slot(&h, interval);
+    let start = unix_ms();
+    let actor = h.spawn(spec, fenced(std::time::Instant::now())).await;
+    assert!(eventually!(
+        Duration::from_secs(8),
+        h.fleet.stats(0).polls_served > before
+    ));
+    let first = *h.fleet.stats(0).recent_polls_unix_ms.last().unwrap();
+    assert!(
+        first - start >= 3500,
+        "polled {} ms after start: a slot the old owner may have served",
+        first - start
+    );
+    actor.stop(None);
+    h.fleet.shutdown().await;
+}

@@ -52,7 +52,7 @@ impl DeviceSource {
             after = Some(last.id);
             for row in page {
                 let tenant_default = intervals.get(&row.tenant_id).copied();
-                if let Some(spec) = self.spec(row, tenant_default).await {
+                if let Some(spec) = self.spec(row, tenant_default).await? {
                     specs.push(spec);
                 }
             }
@@ -65,13 +65,21 @@ impl DeviceSource {
         match self.poller.device(id).await? {
             Some(row) => {
                 let tenant_default = self.poller.tenant_poll_interval(row.tenant_id).await?;
-                Ok(self.spec(row, tenant_default).await)
+                self.spec(row, tenant_default).await
             }
             None => Ok(None),
         }
     }
 
-    async fn spec(&self, row: devices::Model, tenant_default: Option<i32>) -> Option<DeviceSpec> {
+    /// The device's spec; `Ok(None)` when the device cannot run (its credentials do not
+    /// decrypt, or its TLS mode has no CA bundle). An error reading the database or the key
+    /// backend fails the whole load, which is retried: a device must never be stopped
+    /// because a read failed.
+    async fn spec(
+        &self,
+        row: devices::Model,
+        tenant_default: Option<i32>,
+    ) -> anyhow::Result<Option<DeviceSpec>> {
         let credentials = match device_credentials_for_poller(&self.envelope, &self.poller, row.id)
             .await
         {
@@ -81,10 +89,11 @@ impl DeviceSource {
             ),
             // No credentials yet: the device shows as auth_failed until they are set.
             Ok(None) => Credentials::new("", ""),
-            Err(e) => {
+            Err(e @ (drover_store::Error::Decrypt | drover_store::Error::Invalid(_))) => {
                 tracing::error!(device = %row.id, error = %e, "cannot decrypt device credentials; device not started");
-                return None;
+                return Ok(None);
             }
+            Err(e) => return Err(e.into()),
         };
         let transport = match row.tls_mode.as_str() {
             "plain" => Transport::Plain,
@@ -92,7 +101,7 @@ impl DeviceSource {
                 Some(p) => Transport::Tls(p.clone()),
                 None => {
                     tracing::error!(device = %row.id, "verify mode but no CA bundle could be loaded; device not started");
-                    return None;
+                    return Ok(None);
                 }
             },
             _ => {
@@ -107,7 +116,7 @@ impl DeviceSource {
                 Transport::Tls(policy)
             }
         };
-        Some(DeviceSpec {
+        Ok(Some(DeviceSpec {
             id: DeviceId(row.id),
             tenant_id: TenantId(row.tenant_id),
             host: row.address,
@@ -124,7 +133,7 @@ impl DeviceSource {
                 .unwrap_or(60)
                 .max(1),
             ),
-        })
+        }))
     }
 }
 

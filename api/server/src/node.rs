@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drover_cluster::{Cluster, ClusterHandle};
-use drover_device::{DevicePolicy, Fence};
+use drover_device::{DevicePolicy, Fence, FencedLease};
 use drover_model::Event;
 use drover_node::fanout::Fanout;
 use drover_node::hub::EventHub;
@@ -101,7 +101,12 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let fence_cluster = cluster.clone();
     let policy = DevicePolicy {
         offline_after_misses: cfg.offline_after_misses,
-        fence: Some(Fence(Arc::new(move |id| fence_cluster.lease_epoch(id)))),
+        fence: Some(Fence(Arc::new(move |id| {
+            fence_cluster.lease(id).map(|l| FencedLease {
+                epoch: l.epoch,
+                idle_since: l.idle_since,
+            })
+        }))),
         wall_clock_grid: true,
         ..DevicePolicy::default()
     };

@@ -111,7 +111,6 @@ async fn three_nodes(env: &Env, log: &PollLog) -> (Vec<NodeSpec>, Vec<Option<Nod
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: devices are polled twice within one interval while shards move at start-up (issue #7 stays open)"]
 async fn three_nodes_poll_3000_devices_once_per_interval_and_take_over_after_kill_9() {
     let env = Env::new("share", 3000, None).await;
     let (log, _rec) = PollLog::start(&env.fleet);
@@ -204,7 +203,6 @@ async fn three_nodes_poll_3000_devices_once_per_interval_and_take_over_after_kil
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails on a loaded machine: a moved device can go 10.8 s (> 2 intervals) without a poll; needs a warm hand-over (issue #7 stays open)"]
 async fn rolling_restart_leaves_no_device_unpolled_for_two_intervals() {
     let env = Env::new("roll", 300, None).await;
     let (log, _rec) = PollLog::start(&env.fleet);
@@ -227,7 +225,7 @@ async fn rolling_restart_leaves_no_device_unpolled_for_two_intervals() {
     let to = Instant::now();
     let (dev, gap) = log.max_gap(from, to);
     println!("rolling restart: longest time without a poll {gap:?} (device {dev})");
-    // Polls are observed every 100 ms: allow that much on top of two intervals.
+    // Two intervals, and 200 ms for the request to travel and be served.
     assert!(
         gap <= INTERVAL * 2 + Duration::from_millis(200),
         "device {dev} went {gap:?} without a poll"
@@ -309,7 +307,6 @@ async fn frozen_node_is_taken_over_and_steps_down_after_sigcont() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not yet passing: the network-namespace set-up of the partitioned node (issue #7 stays open)"]
 async fn partitioned_node_stops_its_devices_before_its_leases_expire() {
     let _lo = harness::ExtraLoopback::add();
     let ns = harness::NetNs::create(61);

@@ -71,8 +71,10 @@ impl Counters {
     }
 
     pub(crate) fn poll(&self, now_unix_ms: u64) {
-        Self::bump(&self.polls_served);
+        // The counter moves under the same lock as the timestamps, so a snapshot's count and
+        // its recent times always agree.
         let mut d = self.detail();
+        Self::bump(&self.polls_served);
         if d.recent_polls.len() == RECENT_POLLS {
             d.recent_polls.pop_front();
         }

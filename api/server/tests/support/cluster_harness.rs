@@ -340,12 +340,20 @@ pub async fn psql(db_url: &str, sql: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Every poll the simulator served, per device, as the instant the recorder saw its
-/// counter move (sampled every 100 ms, so a poll's time is known to ~100 ms).
+/// Every poll the simulator served, per device, at the instant the simulator itself
+/// stamped it (its per-device `recent_polls_unix_ms`, mapped onto this process's monotonic
+/// clock), so a busy test process cannot shift or bunch the times it reads.
 #[derive(Clone)]
 pub struct PollLog {
     polls: Arc<Mutex<Vec<Vec<Instant>>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl PollLog {
@@ -357,19 +365,30 @@ impl PollLog {
         };
         let fleet = fleet.clone();
         let l = log.clone();
+        // One anchor maps the simulator's unix-ms stamps onto `Instant`s.
+        let anchor_ms = unix_ms_now();
+        let anchor = Instant::now();
+        let at = move |ms: u64| {
+            if ms >= anchor_ms {
+                anchor + Duration::from_millis(ms - anchor_ms)
+            } else {
+                anchor
+                    .checked_sub(Duration::from_millis(anchor_ms - ms))
+                    .unwrap_or(anchor)
+            }
+        };
         let task = tokio::spawn(async move {
             let mut last: Vec<u64> = fleet.all_stats().iter().map(|s| s.polls_served).collect();
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
             while !l.stop.load(std::sync::atomic::Ordering::Relaxed) {
                 tick.tick().await;
-                let now = Instant::now();
                 let stats = fleet.all_stats();
                 let mut polls = l.polls.lock().unwrap();
                 for (i, s) in stats.iter().enumerate() {
-                    let d = s.polls_served.saturating_sub(last[i]);
-                    for _ in 0..d {
-                        polls[i].push(now);
-                    }
+                    let new = usize::try_from(s.polls_served.saturating_sub(last[i])).unwrap();
+                    let stamps = &s.recent_polls_unix_ms;
+                    let skip = stamps.len().saturating_sub(new);
+                    polls[i].extend(stamps[skip..].iter().map(|ms| at(*ms)));
                     last[i] = s.polls_served;
                 }
             }
