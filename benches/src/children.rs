@@ -107,29 +107,41 @@ pub(crate) struct SimReady {
 /// Finds the `drover-sim` binary: `--sim-bin`, `$DROVER_SIM_BIN`, next to this executable,
 /// or `$CARGO_TARGET_DIR/release` (default `target/release`).
 pub(crate) fn find_sim(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    find_binary("drover-sim", explicit, "DROVER_SIM_BIN", "routeros-sim")
+}
+
+/// Finds binary `name`: `explicit`, `$<env_var>`, next to this executable, or
+/// `$CARGO_TARGET_DIR/release` (default `target/release`). `package` names the cargo
+/// package that builds it, for the error message.
+pub(crate) fn find_binary(
+    name: &str,
+    explicit: Option<&Path>,
+    env_var: &str,
+    package: &str,
+) -> anyhow::Result<PathBuf> {
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(p) = explicit {
         candidates.push(p.to_owned());
     }
-    if let Some(p) = std::env::var_os("DROVER_SIM_BIN") {
+    if let Some(p) = std::env::var_os(env_var) {
         candidates.push(PathBuf::from(p));
     }
     if let Some(dir) = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(Path::to_owned))
     {
-        candidates.push(dir.join("drover-sim"));
+        candidates.push(dir.join(name));
     }
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
-    candidates.push(target.join("release").join("drover-sim"));
+    candidates.push(target.join("release").join(name));
     candidates
         .iter()
         .find(|p| p.is_file())
         .cloned()
         .with_context(|| {
             format!(
-                "drover-sim not found (tried {candidates:?}); build it with `cargo build --release -p routeros-sim`"
+                "{name} not found (tried {candidates:?}); build it with `cargo build --release -p {package}`"
             )
         })
 }

@@ -65,14 +65,14 @@ const PASSWORD: &str = "drover-bench";
 
 /// One device's counters in the simulator's `GET /stats`.
 #[derive(Debug, Deserialize)]
-struct SimDevice {
+pub(crate) struct SimDevice {
     #[serde(default)]
-    recent_polls_unix_ms: Vec<u64>,
+    pub(crate) recent_polls_unix_ms: Vec<u64>,
 }
 
 #[derive(Debug, Deserialize)]
-struct SimStats {
-    devices: Vec<SimDevice>,
+pub(crate) struct SimStats {
+    pub(crate) devices: Vec<SimDevice>,
 }
 
 /// "Polled exactly once per interval", from the simulator's counters.

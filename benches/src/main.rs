@@ -1,14 +1,22 @@
-//! `drover-bench`: the fleet-scale benchmark harness (`fleet`), and the two measured child
-//! processes it starts (`node`: one drover node; `baseline`: the bare client).
+//! `drover-bench`: the fleet-scale benchmark harness (`fleet`), the measured child processes
+//! it starts (`node`: one drover node; `baseline`: the bare client), and the benchmarks of a
+//! real `drover run` (`api`, `sse`, `idle`, `cluster`).
 
+mod api;
 mod baseline;
 mod children;
+mod cluster;
 mod fleet;
 mod histogram;
+mod http1;
+mod idle;
 mod node;
 mod proc_stat;
 mod recorder;
 mod report;
+mod srp_client;
+mod sse;
+mod stack;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +40,17 @@ enum Cmd {
     /// Internal: the bare-client baseline polling the simulated fleet (prints report lines).
     #[command(hide = true)]
     Baseline(report::FleetArgs),
+    /// A real `drover run` with N devices in the store: the fleet list under concurrent load.
+    Api(api::ApiOpts),
+    /// A real `drover run` with N SSE clients: delay from a device change to the last client.
+    Sse(sse::SseOpts),
+    /// Internal: a process holding SSE streams for `sse` (prints event lines).
+    #[command(hide = true)]
+    SseClients(sse::SseClientOpts),
+    /// A real `drover run` with no devices: resident memory once settled.
+    Idle(idle::IdleOpts),
+    /// K `drover run` nodes as a cluster polling N simulated devices.
+    Cluster(cluster::ClusterOpts),
 }
 
 /// Raises the soft open-file limit to the hard one by re-running this program through
@@ -65,6 +84,13 @@ fn raise_nofile_limit() {
     eprintln!("drover-bench: could not re-run with a raised open-file limit: {err}");
 }
 
+/// The runtime of the harness processes that mostly wait on children.
+fn current_thread() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
 fn main() -> anyhow::Result<()> {
     raise_nofile_limit();
     let cli = Cli::parse();
@@ -76,11 +102,13 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     match cli.command {
-        Cmd::Fleet(opts) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(fleet::run(opts)),
+        Cmd::Fleet(opts) => current_thread()?.block_on(fleet::run(opts)),
         Cmd::Node(opts) => node::run(opts),
         Cmd::Baseline(args) => baseline::run(args),
+        Cmd::Api(opts) => api::run(opts),
+        Cmd::Sse(opts) => current_thread()?.block_on(sse::run(opts)),
+        Cmd::SseClients(opts) => sse::run_clients(opts),
+        Cmd::Idle(opts) => current_thread()?.block_on(idle::run(opts)),
+        Cmd::Cluster(opts) => current_thread()?.block_on(cluster::run(opts)),
     }
 }
