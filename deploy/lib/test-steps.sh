@@ -56,8 +56,9 @@ step_nextest() {
     show cargo nextest run --workspace --no-fail-fast --no-tests=warn "${cfg[@]}" \
         -E 'not binary(cluster)' || rc=$?
     echo "--- the cluster tests, alone"
-    show cargo nextest run -p drover-server --test cluster --no-fail-fast --test-threads 1 \
-        "${cfg[@]}" || rc=$?
+    # --workspace like the first run (one feature set, nothing rebuilt), filtered to them.
+    show cargo nextest run --workspace -E 'binary(cluster)' --no-fail-fast --test-threads 1 \
+        --no-tests=warn "${cfg[@]}" || rc=$?
     return "$rc"
 }
 
