@@ -202,7 +202,10 @@ pub async fn connect(options: &ConnectOptions) -> Result<Client, Error> {
     ))
 }
 
-/// TCP keepalive and a user timeout so a silent peer is noticed by the kernel too.
+/// TCP keepalive and a user timeout so a silent peer is noticed by the kernel too; an
+/// abortive close (linger 0), so requests still queued in the kernel when the session is
+/// given up are discarded, never delivered later: after a network partition heals, a
+/// stale node's old polls must not reach a device that another node now polls.
 fn tune_socket(tcp: &TcpStream) {
     let sock = socket2::SockRef::from(tcp);
     let keepalive = socket2::TcpKeepalive::new()
@@ -212,6 +215,7 @@ fn tune_socket(tcp: &TcpStream) {
     // Best effort: a socket that refuses these options still works.
     let _ = sock.set_tcp_keepalive(&keepalive);
     let _ = sock.set_tcp_nodelay(true);
+    let _ = sock.set_linger(Some(Duration::ZERO));
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = sock.set_tcp_user_timeout(Some(Duration::from_secs(30)));
 }

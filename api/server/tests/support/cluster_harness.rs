@@ -222,6 +222,8 @@ impl Node {
         .env("DROVER_NODE_NAME", &spec.name)
         .env("DROVER_ROLES", &spec.roles)
         .env("DROVER_CLUSTER_REDIS_URL", &spec.redis_url)
+        // The HTTP API's own Redis (auth state, rate limits): the same server.
+        .env("REDIS_URL", &spec.redis_url)
         .env("DROVER_CLUSTER_LISTEN", &spec.listen)
         .env("DROVER_CLUSTER_SEEDS", spec.seeds.join(","))
         .env("DROVER_CLUSTER_CA", &spec.ca)
@@ -422,13 +424,17 @@ impl PollLog {
 
     /// Pairs of consecutive polls of one device, both after `since`, closer than `gap`:
     /// a device polled twice in one interval. Returns (device, spacing) of each.
-    pub fn double_polls(&self, since: Instant, gap: Duration) -> Vec<(usize, Duration)> {
+    pub fn double_polls(&self, since: Instant, gap: Duration) -> Vec<DoublePoll> {
         let polls = self.polls.lock().unwrap();
         let mut out = Vec::new();
         for (i, p) in polls.iter().enumerate() {
             for w in p.windows(2) {
                 if w[0] >= since && w[1].duration_since(w[0]) < gap {
-                    out.push((i, w[1].duration_since(w[0])));
+                    out.push(DoublePoll {
+                        device: i,
+                        spacing: w[1].duration_since(w[0]),
+                        after: w[0].duration_since(since),
+                    });
                 }
             }
         }
@@ -470,6 +476,15 @@ impl PollLog {
             })
             .collect()
     }
+}
+
+/// Two polls of one device closer than allowed.
+#[derive(Debug, Clone, Copy)]
+pub struct DoublePoll {
+    pub device: usize,
+    pub spacing: Duration,
+    /// The first of the two, counted from the window's start.
+    pub after: Duration,
 }
 
 /// Which devices (fleet indices) each node's sessions serve now, from the simulator's
@@ -545,8 +560,9 @@ impl NetNs {
         let ns_if = format!("vndrv{n}");
         let host_ip = format!("10.77.{n}.1");
         let ns_ip = format!("10.77.{n}.2");
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        let _ = Command::new("ip").args(["link", "del", &host_if]).status();
+        // Leftovers of an earlier run, if any (quietly: usually there are none).
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let _ = Command::new("ip").args(["link", "del", &host_if]).output();
         sh(&format!("ip netns add {name}"));
         sh(&format!(
             "ip link add {host_if} type veth peer name {ns_if}"
