@@ -108,6 +108,8 @@ pub struct DeviceState {
     last_polled_slot: Option<tokio::time::Instant>,
     /// The last fenced slot was skipped for lateness (the next one is polled regardless).
     skipped_late: bool,
+    /// A slot to skip because a late catch-up served the one before it.
+    skip_slot: Option<tokio::time::Instant>,
     /// When this actor started: an unfenced actor catches up only slots after it.
     started: tokio::time::Instant,
     poll_in_flight: bool,
@@ -155,6 +157,7 @@ impl Actor for DeviceActor {
             next_poll: tokio::time::Instant::now(),
             last_polled_slot: None,
             skipped_late: false,
+            skip_slot: None,
             started: tokio::time::Instant::now(),
             poll_in_flight: false,
             baseline: Baseline::default(),
@@ -449,6 +452,14 @@ impl DeviceState {
             next += interval;
         }
         self.schedule_poll(myself, next);
+        if let Some(skip) = self.skip_slot.take() {
+            if planned.max(skip).duration_since(planned.min(skip)) < interval / 2 {
+                // A late catch-up served the previous slot: this one would come too soon.
+                metrics::counter!("drover_device_polls_total", "outcome" => "skipped_after_catch_up")
+                    .increment(1);
+                return;
+            }
+        }
         if self.args.policy.fence.is_some() && lateness > interval.mul_f64(SLOT_WINDOW) {
             if !self.skipped_late {
                 // Served this late, the slot's poll could land close to the next owner's
@@ -467,9 +478,11 @@ impl DeviceState {
         self.args.spec.poll_interval.max(Duration::from_millis(100))
     }
 
-    /// After a new session: polls the current slot now when it is recent (within
-    /// [`SLOT_WINDOW`]), this actor has not polled it, and no node can have polled it (it
-    /// lies after the lease's idle point, or after this actor's start when unfenced).
+    /// After a new session: polls the current slot (the last grid point) now when this
+    /// actor has not polled it and no node can have (it lies after the lease's idle point, or
+    /// after this actor's start when unfenced). A catch-up later than [`SLOT_WINDOW`] of
+    /// the interval makes the next slot skip, so polls stay most of an interval apart while
+    /// no device waits two whole intervals because its hand-over straddled a slot.
     fn catch_up(&mut self, myself: &ActorRef<DeviceMsg>) {
         if self.poll_in_flight {
             return;
@@ -479,7 +492,7 @@ impl DeviceState {
         let Some(slot) = self.next_poll.checked_sub(interval) else {
             return;
         };
-        if slot > now || now.saturating_duration_since(slot) > interval.mul_f64(SLOT_WINDOW) {
+        if slot > now {
             return;
         }
         if self
@@ -497,6 +510,10 @@ impl DeviceState {
         };
         if slot < idle_since {
             return;
+        }
+        let late = now.saturating_duration_since(slot);
+        if late > interval.mul_f64(SLOT_WINDOW) {
+            self.skip_slot = Some(self.next_poll);
         }
         metrics::counter!("drover_device_catch_up_polls_total").increment(1);
         self.poll_slot(myself, slot);

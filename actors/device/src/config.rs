@@ -85,8 +85,8 @@ pub struct DevicePolicy {
 }
 
 /// How late, as a share of the poll interval, a poll may start and still count for its
-/// slot: later fenced polls are skipped; a new session catches up the current slot when it
-/// is no later than this and nobody served it. Two polls of one device are then at least
+/// slot: later fenced polls are skipped; a new session that catches up a slot nobody served
+/// later than this skips the next slot. Two polls of one device are then at least
 /// `1 − SLOT_WINDOW` of an interval apart, whichever node sends them.
 pub const SLOT_WINDOW: f64 = 0.3;
 

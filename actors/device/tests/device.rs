@@ -423,18 +423,27 @@ fn unix_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// A spec whose wall-clock slot passed 100–250 ms ago (its slot offset is the id's stable
-/// hash modulo the interval): a new owner starting now is just past the slot.
-fn spec_just_past_its_slot(h: &Harness, interval: Duration) -> DeviceSpec {
+/// A spec whose wall-clock slot passed `since_ms` ago (its slot offset is the id's stable
+/// hash modulo the interval).
+fn spec_past_its_slot(
+    h: &Harness,
+    interval: Duration,
+    since_ms: std::ops::Range<u64>,
+) -> DeviceSpec {
     let interval_ms = interval.as_millis() as u64;
     loop {
         let spec = h.spec(0, interval);
         let offset = spec.id.stable_hash() % interval_ms;
         let since_slot = (unix_ms() + interval_ms - offset) % interval_ms;
-        if (100..250).contains(&since_slot) {
+        if since_ms.contains(&since_slot) {
             return spec;
         }
     }
+}
+
+/// A new owner starting now is just past the device's slot.
+fn spec_just_past_its_slot(h: &Harness, interval: Duration) -> DeviceSpec {
+    spec_past_its_slot(h, interval, 100..250)
 }
 
 fn fenced(idle_since: std::time::Instant) -> DevicePolicy {
@@ -498,6 +507,39 @@ async fn a_new_owner_catches_up_a_slot_nobody_served_but_never_one_the_old_owner
         first - start >= 3500,
         "polled {} ms after start: a slot the old owner may have served",
         first - start
+    );
+    actor.stop(None);
+    h.fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_late_catch_up_skips_the_next_slot_instead_of_polling_twice() {
+    let h = Harness::new(1).await;
+    let interval = Duration::from_secs(4);
+    // The slot passed 2 s ago (half an interval, past the 30 % window) and nobody served it.
+    let spec = spec_past_its_slot(&h, interval, 2000..2200);
+    let start = unix_ms();
+    let actor = h
+        .spawn(
+            spec,
+            fenced(std::time::Instant::now() - Duration::from_secs(10)),
+        )
+        .await;
+    assert!(eventually!(
+        Duration::from_secs(10),
+        h.fleet.stats(0).polls_served >= 2
+    ));
+    let polls = h.fleet.stats(0).recent_polls_unix_ms;
+    assert!(
+        polls[0] - start < 600,
+        "caught up after {} ms",
+        polls[0] - start
+    );
+    // The next slot was ≈2 s away: skipped; the one after it ≈6 s away is polled.
+    let spacing = polls[1] - polls[0];
+    assert!(
+        (5000..7000).contains(&spacing),
+        "second poll {spacing} ms after the catch-up"
     );
     actor.stop(None);
     h.fleet.shutdown().await;
