@@ -60,7 +60,12 @@ async fn epochs_increase_and_a_stale_owner_cannot_renew_or_release() {
     let h = a.holder(7).await.unwrap().unwrap();
     assert_eq!((h.owner.as_str(), h.epoch), ("node-b", gb[0].epoch));
     // b releases; a takes it again with a yet larger epoch.
-    assert_eq!(b.release(&[(7, gb[0].epoch)], Instant::now()).await.unwrap(), 1);
+    assert_eq!(
+        b.release(&[(7, gb[0].epoch)], Instant::now())
+            .await
+            .unwrap(),
+        1
+    );
     let ga2 = a.acquire(&[7]).await.unwrap();
     assert!(ga2[0].epoch > gb[0].epoch);
 }
@@ -120,7 +125,10 @@ async fn a_hand_over_tells_the_next_owner_when_polling_stopped() {
     // Fresh shards: nobody polled before; idle counts from the grant itself.
     let before = Instant::now();
     let fresh = b.acquire(&[9]).await.unwrap();
-    assert!(fresh[0].idle_since >= before, "no marker: idle from the grant");
+    assert!(
+        fresh[0].idle_since >= before,
+        "no marker: idle from the grant"
+    );
 
     // a stopped polling 300 ms before it released shard 3.
     let stopped = Instant::now();
@@ -131,7 +139,11 @@ async fn a_hand_over_tells_the_next_owner_when_polling_stopped() {
     let idle_since = got[0].idle_since;
     // On b's clock, idle since a's stop (same machine, same clock): never before it, and
     // not later than a few ms of Redis and scheduling after it.
-    assert!(idle_since >= stopped, "{:?}", stopped.duration_since(idle_since));
+    assert!(
+        idle_since >= stopped,
+        "{:?}",
+        stopped.duration_since(idle_since)
+    );
     assert!(
         idle_since.duration_since(stopped) < Duration::from_millis(150),
         "{:?}",
@@ -140,14 +152,21 @@ async fn a_hand_over_tells_the_next_owner_when_polling_stopped() {
     // The marker is read once: after b releases without a stop time in the past and a
     // takes it again, the new marker is the new one.
     assert_eq!(
-        b.release(&[(3, got[0].epoch)], Instant::now()).await.unwrap(),
+        b.release(&[(3, got[0].epoch)], Instant::now())
+            .await
+            .unwrap(),
         1
     );
     let again = a.acquire(&[3]).await.unwrap();
     assert!(again[0].idle_since > idle_since + Duration::from_millis(100));
     // A stale owner's release leaves no marker.
     assert_eq!(b.release(&[(3, got[0].epoch)], stopped).await.unwrap(), 0);
-    assert_eq!(a.release(&[(3, again[0].epoch)], Instant::now()).await.unwrap(), 1);
+    assert_eq!(
+        a.release(&[(3, again[0].epoch)], Instant::now())
+            .await
+            .unwrap(),
+        1
+    );
     let last = b.acquire(&[3]).await.unwrap();
     assert!(last[0].idle_since > again[0].idle_since);
 }
