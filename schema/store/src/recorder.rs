@@ -3,6 +3,13 @@
 //! batch, multi-row `INSERT … SELECT FROM UNNEST(…)` per table and tenant, plus the
 //! denormalised last values on `devices`.
 //!
+//! - **Several writers:** each round takes up to `batch_max × writers` events and writes them
+//!   as `writers` concurrent transactions (one pooled connection each), split by
+//!   `DeviceId::stable_hash` so a device's rows and its `devices` row are only ever written by
+//!   one of them at a time. The first attempt is a plain `INSERT` (no speculative insertion);
+//!   a retry, or a batch that meets a primary-key duplicate, uses `ON CONFLICT DO NOTHING`.
+//! - **Write fence:** [`RecorderConfig::fence`] drops (and counts) events whose shard epoch
+//!   is stale before anything is written.
 //! - **Bounded, drop-oldest:** at most `capacity` events wait (plus one batch in flight);
 //!   beyond that the oldest are dropped and counted ([`RecorderStats::dropped_overflow`]).
 //! - **Rides out PostgreSQL restarts:** a batch that fails for a connection reason is retried
@@ -86,7 +93,7 @@ impl Default for RecorderConfig {
         Self {
             capacity: 200_000,
             batch_max: 5_000,
-            writers: 1,
+            writers: 4,
             retry_min: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
             retention: Retention::default(),
