@@ -226,8 +226,7 @@ main() {
     if ((BUILD_OK != 0)); then
         skip_step bench "build broken"
     else
-        run_step bench 300 "$CARGO_TARGET_DIR/debug/drover-bench" fleet --smoke \
-            --devices 1000 --interval 5s --duration 20s --base 127.41.0.1
+        run_step bench 600 bash "$DROVER_ROOT/deploy/bench/smoke.sh"
     fi
 
     # ---------------------------------------------------------------------------- summary

@@ -438,7 +438,9 @@ pub(crate) async fn run(opts: ClusterOpts) -> anyhow::Result<()> {
             .open(path)?;
         writeln!(f, "{line}")?;
     }
-    targets(&r);
+    if !opts.smoke {
+        targets(&r);
+    }
     if opts.smoke {
         let mut problems = Vec::new();
         if r.all_online_s.is_none() {

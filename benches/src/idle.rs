@@ -132,11 +132,13 @@ pub(crate) async fn run(opts: IdleOpts) -> anyhow::Result<()> {
             .collect(),
     )
     .unwrap_or(f64::INFINITY);
-    eprintln!(
-        "== target: idle node <= 50 MB resident: {} (median {rss_mb:.1} MB over {} run(s))",
-        if rss_mb <= 50.0 { "met" } else { "MISSED" },
-        runs.len()
-    );
+    if !opts.smoke {
+        eprintln!(
+            "== target: idle node <= 50 MB resident: {} (median {rss_mb:.1} MB over {} run(s))",
+            if rss_mb <= 50.0 { "met" } else { "MISSED" },
+            runs.len()
+        );
+    }
     if opts.smoke && runs.iter().any(|r| r.rss_kb == 0 || r.threads == 0) {
         bail!("the harness is not working: no memory reading of the node");
     }

@@ -305,7 +305,7 @@ impl DroverNode {
             .env("DROVER_METRICS_ADDR", metrics.to_string())
             .env("DROVER_ROLES", &settings.roles)
             .env("DROVER_REDIS_PREFIX", format!("{}:", db.name))
-            .env("DROVER_AUTH_RATE_PER_MINUTE", "100000")
+            .env("DROVER_AUTH_RATE_PER_MINUTE", "10000")
             .env("DROVER_CLUSTER_NAME", &db.name)
             .env("DROVER_NODE_NAME", &settings.name)
             .env("FIRST_ADMIN_EMAIL", &admin_email)
