@@ -14,9 +14,12 @@
 //! script, after `t`).
 //!
 //! A graceful release also leaves a hand-over marker `drover:{cluster}:idle:{shard}`: the
-//! Redis time from which the old owner had stopped polling the shard's devices. The next
-//! acquire reads and deletes it and returns its age, so the new owner knows which poll slots
-//! nobody served (it may catch those up) without comparing node clocks. A lease that expired
+//! old owner's wall-clock time (unix ms) at which it stopped polling the shard's devices.
+//! The next acquire reads and deletes it. Poll slots are points of a wall-clock grid whose
+//! nominal times every node computes alike, and the old owner polled slot `k` exactly when
+//! its own clock had passed `k` before it stopped, so "slot `k` is at or after the marker"
+//! means "nobody served it" whatever the new owner's clock says: the new owner may catch it
+//! up. (Lease expiry never reads this marker or any node clock.) A lease that expired
 //! instead leaves no marker, and the new owner counts from its own acquire.
 
 use std::time::{Duration, Instant};
@@ -27,30 +30,19 @@ use redis::aio::ConnectionManager;
 /// Shards per script call.
 const CHUNK: usize = 512;
 
-/// Redis time in ms, inside a script.
-const NOW_MS: &str = r"
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-";
-
-/// KEYS: (lease, epoch, idle) per shard; ARGV: owner, ttl. Returns (epoch or 0, idle age in
-/// ms or -1) per shard.
+/// KEYS: (lease, epoch, idle) per shard; ARGV: owner, ttl. Returns (epoch or 0, hand-over
+/// marker or -1) per shard.
 const ACQUIRE: &str = r"
 local out = {}
-local now = now_ms()
 for i = 1, #KEYS, 3 do
   if redis.call('EXISTS', KEYS[i]) == 0 then
     local e = redis.call('INCR', KEYS[i + 1])
     redis.call('SET', KEYS[i], ARGV[1] .. '|' .. e, 'PX', ARGV[2])
     out[#out + 1] = e
-    local idle = redis.call('GET', KEYS[i + 2])
+    local idle = tonumber(redis.call('GET', KEYS[i + 2]) or '')
+    redis.call('DEL', KEYS[i + 2])
     if idle then
-      redis.call('DEL', KEYS[i + 2])
-      local age = now - tonumber(idle)
-      if age < 0 then age = 0 end
-      out[#out + 1] = age
+      out[#out + 1] = idle
     else
       out[#out + 1] = -1
     end
@@ -75,11 +67,11 @@ end
 return out
 ";
 
-/// KEYS: (lease, idle) per shard; ARGV: owner, ms since the shards stopped, marker ttl,
-/// then one epoch per shard.
+/// KEYS: (lease, idle) per shard; ARGV: owner, stop time (unix ms), marker ttl, then one
+/// epoch per shard.
 const RELEASE: &str = r"
 local n = 0
-local idle_since = now_ms() - tonumber(ARGV[2])
+local idle_since = ARGV[2]
 for i = 1, #KEYS, 2 do
   if redis.call('GET', KEYS[i]) == ARGV[1] .. '|' .. ARGV[(i + 1) / 2 + 3] then
     redis.call('DEL', KEYS[i])
@@ -102,6 +94,13 @@ pub struct LeaseConfig {
     pub margin: Duration,
 }
 
+/// This node's wall clock in unix ms (for hand-over markers only).
+pub fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Who holds a shard's lease, as Redis says now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseHolder {
@@ -115,11 +114,14 @@ pub struct Granted {
     pub shard: u32,
     pub epoch: u64,
     pub valid_until: Instant,
-    /// From when no node polled the shard's devices, on this node's clock (for a grant; a
-    /// renewal carries the grant's value unchanged): the old owner's stop when it handed the
-    /// shard over, else this grant's own reply (the old lease had expired, so its owner had
-    /// stopped before). Never earlier than the truth.
+    /// This grant's reply (for a renewal: its start). Without a hand-over marker, no node
+    /// polled the shard's devices from here on: the old lease had expired, so its owner had
+    /// stopped before.
     pub idle_since: Instant,
+    /// The old owner's hand-over marker: its wall-clock unix ms when it stopped polling
+    /// (slots at or after it were served by nobody). `None` after an expiry or for a
+    /// shard never held.
+    pub handed_over_at_ms: Option<u64>,
 }
 
 /// Lease operations against one Redis.
@@ -157,9 +159,9 @@ impl Leases {
         Ok(Self {
             cfg,
             conn,
-            acquire: Script::new(&format!("{NOW_MS}{ACQUIRE}")),
+            acquire: Script::new(ACQUIRE),
             renew: Script::new(RENEW),
-            release: Script::new(&format!("{NOW_MS}{RELEASE}")),
+            release: Script::new(RELEASE),
         })
     }
 
@@ -200,8 +202,7 @@ impl Leases {
             }
             inv.arg(&self.cfg.owner).arg(self.ttl_ms());
             let reply: Vec<i64> = inv.invoke_async(&mut self.conn.clone()).await?;
-            // Taken after the reply: Redis ran the script before this instant, so an age
-            // counted back from here never makes the idle time start too early.
+            // Taken after the reply: Redis ran the script (and the old lease was gone) before.
             let replied = Instant::now();
             let valid_until = self.deadline(started);
             out.extend(
@@ -213,10 +214,8 @@ impl Leases {
                         shard: *s,
                         epoch: r[0].unsigned_abs(),
                         valid_until,
-                        idle_since: u64::try_from(r[1])
-                            .ok()
-                            .and_then(|age| replied.checked_sub(Duration::from_millis(age)))
-                            .unwrap_or(replied),
+                        idle_since: replied,
+                        handed_over_at_ms: u64::try_from(r[1]).ok(),
                     }),
             );
         }
@@ -250,6 +249,7 @@ impl Leases {
                         epoch: *e,
                         valid_until,
                         idle_since: started,
+                        handed_over_at_ms: None,
                     }),
             );
         }
@@ -257,8 +257,13 @@ impl Leases {
     }
 
     /// Gives up `held` (shard, epoch) leases still held under that epoch, leaving hand-over
-    /// markers that say this node stopped polling them at `stopped`; returns how many.
-    pub async fn release(&self, held: &[(u32, u64)], stopped: Instant) -> redis::RedisResult<u64> {
+    /// markers that say this node stopped polling them at `stopped_unix_ms` (its wall
+    /// clock); returns how many.
+    pub async fn release(
+        &self,
+        held: &[(u32, u64)],
+        stopped_unix_ms: u64,
+    ) -> redis::RedisResult<u64> {
         let mut n = 0;
         // Markers outlive any lease gap worth catching up, then vanish on their own.
         let marker_ttl = self.ttl_ms().saturating_mul(10).max(60_000);
@@ -267,9 +272,9 @@ impl Leases {
             for (s, _) in chunk {
                 inv.key(self.lease_key(*s)).key(self.idle_key(*s));
             }
-            // Rounded up: the marker may say "stopped later" than the truth, never earlier.
-            let stopped_ago = u64::try_from(stopped.elapsed().as_millis()).unwrap_or(u64::MAX);
-            inv.arg(&self.cfg.owner).arg(stopped_ago).arg(marker_ttl);
+            inv.arg(&self.cfg.owner)
+                .arg(stopped_unix_ms)
+                .arg(marker_ttl);
             for (_, e) in chunk {
                 inv.arg(*e);
             }

@@ -69,10 +69,12 @@ impl OwnedShards {
 pub struct HeldLease {
     /// The shard's fencing epoch.
     pub epoch: u64,
-    /// On this node's clock: from when nobody polled the shard's devices before this node
-    /// took the lease (the old owner's stop on a hand-over, else this node's acquire).
-    /// Poll slots after it were served by no node; a new session may catch the latest up.
+    /// When this node took the lease; after an expiry (no hand-over marker), no node
+    /// polled the shard's devices from here on.
     pub idle_since: std::time::Instant,
+    /// The old owner's hand-over marker: its wall-clock unix ms when it stopped polling;
+    /// grid slots whose nominal time is at or after it were served by nobody.
+    pub handed_over_at_ms: Option<u64>,
 }
 
 /// A member as this node sees it.

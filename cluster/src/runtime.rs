@@ -35,8 +35,9 @@ struct Held {
     epoch: u64,
     valid_until: Instant,
     acquired_at: Instant,
-    /// From when no node polled the shard's devices before this node took it.
+    /// See [`Granted::idle_since`] and [`Granted::handed_over_at_ms`].
     idle_since: Instant,
+    handed_over_at_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +104,7 @@ impl Shared {
             .map(|h| HeldLease {
                 epoch: h.epoch,
                 idle_since: h.idle_since,
+                handed_over_at_ms: h.handed_over_at_ms,
             })
     }
 
@@ -712,6 +714,7 @@ fn insert_granted(shared: &Shared, granted: &[Granted]) {
                 valid_until: g.valid_until,
                 acquired_at: Instant::now(),
                 idle_since: g.idle_since,
+                handed_over_at_ms: g.handed_over_at_ms,
             },
         );
     }
@@ -730,7 +733,7 @@ async fn release_shards(shared: &Arc<Shared>, shards: &[u32]) {
             .collect()
     };
     // From here the fence refuses polls of these shards: the hand-over marker says so.
-    let stopped = Instant::now();
+    let stopped = crate::lease::unix_ms_now();
     shared.publish();
     metrics::counter!("drover_cluster_shards_released_total").increment(released.len() as u64);
     tokio::time::sleep(Duration::from_millis(shared.cfg.handover_grace_ms)).await;

@@ -16,7 +16,7 @@ use routeros_client::{Client, Error as ClientError};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::config::{DevicePolicy, DeviceSpec, SLOT_WINDOW};
+use crate::config::{DevicePolicy, DeviceSpec, FencedLease, SLOT_WINDOW};
 use crate::messages::{CommandError, DeviceMsg, DeviceSnapshot, PollFinished};
 use crate::poll::{self, Baseline, Facts, PollPlan, Radios};
 use crate::state::{Effect, Input, Machine};
@@ -274,6 +274,21 @@ fn first_poll_delay(spec: &DeviceSpec, policy: &DevicePolicy) -> Duration {
     Duration::from_millis((spec.id.stable_hash() ^ salt) % spread)
 }
 
+/// The nominal wall-clock time (unix ms) of the grid slot that passed `ago`: the grid point
+/// nearest to now − `ago` (every node computes the same points from the device id).
+fn slot_unix_ms(spec: &DeviceSpec, ago: Duration) -> u64 {
+    let interval_ms = spec.poll_interval.as_millis().max(1) as u64;
+    let offset = spec.id.stable_hash() % interval_ms;
+    let approx = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+        .saturating_sub(ago.as_millis() as u64);
+    // Round to the nearest point k·interval + offset.
+    let k = (approx.saturating_sub(offset) + interval_ms / 2) / interval_ms;
+    k * interval_ms + offset
+}
+
 impl DeviceState {
     fn apply(&mut self, myself: &ActorRef<DeviceMsg>, effects: Vec<Effect>) {
         for effect in effects {
@@ -465,6 +480,7 @@ impl DeviceState {
                 // Served this late, the slot's poll could land close to the next owner's
                 // first one; skip it (not the device's fault: no missed poll is counted).
                 self.skipped_late = true;
+                tracing::debug!(device = %self.args.spec.id, ?lateness, "poll skipped: too late for its slot");
                 metrics::counter!("drover_device_polls_total", "outcome" => "skipped_late")
                     .increment(1);
                 return;
@@ -501,17 +517,28 @@ impl DeviceState {
         {
             return;
         }
-        let idle_since = match &self.args.policy.fence {
+        let served_by_nobody = match &self.args.policy.fence {
             Some(fence) => match (fence.0)(self.args.spec.id) {
-                Some(lease) => tokio::time::Instant::from_std(lease.idle_since),
+                // The old owner polled exactly the slots whose nominal time its own clock had
+                // passed before it stopped: compare nominal times, not instants.
+                Some(FencedLease {
+                    handed_over_at_ms: Some(stopped_ms),
+                    ..
+                }) if self.args.policy.wall_clock_grid => {
+                    let nominal = slot_unix_ms(&self.args.spec, tokio::time::Instant::now() - slot);
+                    nominal >= stopped_ms
+                }
+                Some(lease) => slot >= tokio::time::Instant::from_std(lease.idle_since),
                 None => return,
             },
-            None => self.started,
+            None => slot >= self.started,
         };
-        if slot < idle_since {
+        if !served_by_nobody {
+            tracing::debug!(device = %self.args.spec.id, "no catch-up: the slot may have been served before the hand-over");
             return;
         }
         let late = now.saturating_duration_since(slot);
+        tracing::debug!(device = %self.args.spec.id, ?late, "catching up a slot nobody served");
         if late > interval.mul_f64(SLOT_WINDOW) {
             self.skip_slot = Some(self.next_poll);
         }
@@ -527,6 +554,7 @@ impl DeviceState {
                 Some(lease) => self.args.epoch = lease.epoch,
                 None => {
                     // The shard's lease is not held now: a stale owner never polls.
+                    tracing::debug!(device = %self.args.spec.id, "poll fenced: lease not held");
                     metrics::counter!("drover_device_polls_total", "outcome" => "fenced")
                         .increment(1);
                     return;
@@ -549,6 +577,7 @@ impl DeviceState {
                 return;
             }
             None => {
+                tracing::debug!(device = %self.args.spec.id, "poll missed: no session");
                 metrics::counter!("drover_device_polls_total", "outcome" => "missed").increment(1);
                 self.step(myself, Input::PollMissed);
                 return;

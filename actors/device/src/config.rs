@@ -95,8 +95,12 @@ pub const SLOT_WINDOW: f64 = 0.3;
 pub struct FencedLease {
     /// The shard's epoch; the poll's events and writes carry it.
     pub epoch: u64,
-    /// From when no node polled the device before this node took the lease.
+    /// When this node took the lease. Without a hand-over marker (the old lease expired),
+    /// no node polled the device from here on.
     pub idle_since: std::time::Instant,
+    /// The old owner's hand-over marker: its wall-clock unix ms when it stopped polling.
+    /// A grid slot whose nominal time is at or after it was served by nobody.
+    pub handed_over_at_ms: Option<u64>,
 }
 
 /// See [`DevicePolicy::fence`].

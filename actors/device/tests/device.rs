@@ -446,13 +446,16 @@ fn spec_just_past_its_slot(h: &Harness, interval: Duration) -> DeviceSpec {
     spec_past_its_slot(h, interval, 100..250)
 }
 
-fn fenced(idle_since: std::time::Instant) -> DevicePolicy {
+/// A fenced policy on the wall-clock grid: the lease was taken at `idle_since`, handed over
+/// by an old owner that stopped polling at `handed_over_at_ms` (its wall clock), if any.
+fn fenced(idle_since: std::time::Instant, handed_over_at_ms: Option<u64>) -> DevicePolicy {
     DevicePolicy {
         wall_clock_grid: true,
         fence: Some(drover_device::Fence(Arc::new(move |_| {
             Some(drover_device::FencedLease {
                 epoch: 7,
                 idle_since,
+                handed_over_at_ms,
             })
         }))),
         ..policy()
@@ -464,15 +467,12 @@ async fn a_new_owner_catches_up_a_slot_nobody_served_but_never_one_the_old_owner
     let h = Harness::new(1).await;
     let interval = Duration::from_secs(4);
 
-    // Handed over 5 s ago (nobody polled since): the slot that just passed is caught up as
-    // soon as the session is up, and the next poll keeps the grid.
+    // Handed over by an owner that stopped 5 s ago (nobody polled since): the slot that
+    // just passed is caught up as soon as the session is up, and the next poll keeps the grid.
     let spec = spec_just_past_its_slot(&h, interval);
     let start = unix_ms();
     let actor = h
-        .spawn(
-            spec,
-            fenced(std::time::Instant::now() - Duration::from_secs(5)),
-        )
+        .spawn(spec, fenced(std::time::Instant::now(), Some(start - 5000)))
         .await;
     assert!(eventually!(
         Duration::from_secs(8),
@@ -492,12 +492,14 @@ async fn a_new_owner_catches_up_a_slot_nobody_served_but_never_one_the_old_owner
     actor.stop(None);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    // Taken over just now (the old owner may have served the slot that just passed): no
-    // catch-up, the first poll waits for the next slot.
+    // Handed over by an owner that stopped just now, after the slot that just passed (it
+    // served that slot): no catch-up, the first poll waits for the next slot.
     let before = h.fleet.stats(0).polls_served;
     let spec = spec_just_past_its_slot(&h, interval);
     let start = unix_ms();
-    let actor = h.spawn(spec, fenced(std::time::Instant::now())).await;
+    let actor = h
+        .spawn(spec, fenced(std::time::Instant::now(), Some(start)))
+        .await;
     assert!(eventually!(
         Duration::from_secs(8),
         h.fleet.stats(0).polls_served > before
@@ -522,7 +524,8 @@ async fn a_late_catch_up_skips_the_next_slot_instead_of_polling_twice() {
     let actor = h
         .spawn(
             spec,
-            fenced(std::time::Instant::now() - Duration::from_secs(10)),
+            // Taken 10 s ago after an expiry (no marker): nobody polled since.
+            fenced(std::time::Instant::now() - Duration::from_secs(10), None),
         )
         .await;
     assert!(eventually!(

@@ -105,6 +105,7 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             fence_cluster.lease(id).map(|l| FencedLease {
                 epoch: l.epoch,
                 idle_since: l.idle_since,
+                handed_over_at_ms: l.handed_over_at_ms,
             })
         }))),
         wall_clock_grid: true,

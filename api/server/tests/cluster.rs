@@ -224,7 +224,11 @@ async fn rolling_restart_leaves_no_device_unpolled_for_two_intervals() {
     tokio::time::sleep(INTERVAL * 2).await;
     let to = Instant::now();
     let (dev, gap) = log.max_gap(from, to);
-    println!("rolling restart: longest time without a poll {gap:?} (device {dev})");
+    println!(
+        "rolling restart: longest time without a poll {gap:?} (device {dev} at {}, polls at {:?} s)",
+        env.fleet.ip(dev),
+        log.timeline(dev, from)
+    );
     // Two intervals, and 200 ms for the request to travel and be served.
     assert!(
         gap <= INTERVAL * 2 + Duration::from_millis(200),

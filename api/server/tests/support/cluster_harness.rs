@@ -217,7 +217,11 @@ impl Node {
         .env("DROVER_CREATE_DATABASE", "false")
         .env("DROVER_HTTP_ADDR", "127.0.0.1:0")
         .env("CREDENTIAL_ENCRYPTION_KEY", KEY)
-        .env("DROVER_LOG", "info,ractor_cluster=warn,ractor=warn")
+        .env(
+            "DROVER_LOG",
+            std::env::var("DROVER_TEST_NODE_LOG")
+                .unwrap_or_else(|_| "info,ractor_cluster=warn,ractor=warn".into()),
+        )
         .env("DROVER_CLUSTER_NAME", &spec.cluster)
         .env("DROVER_NODE_NAME", &spec.name)
         .env("DROVER_ROLES", &spec.roles)
@@ -461,6 +465,15 @@ impl PollLog {
             }
         }
         worst
+    }
+
+    /// The poll times of `device`, counted from `from` (for failure reports).
+    pub fn timeline(&self, device: usize, from: Instant) -> Vec<String> {
+        self.polls.lock().unwrap()[device]
+            .iter()
+            .filter(|t| **t >= from)
+            .map(|t| format!("{:.2}", t.duration_since(from).as_secs_f64()))
+            .collect()
     }
 
     /// For each device in `devices`: time from `since` to its first poll after `since`.
