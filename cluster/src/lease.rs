@@ -67,21 +67,20 @@ end
 return out
 ";
 
-/// KEYS: (lease, idle) per shard; ARGV: owner, stop time (unix ms), marker ttl, then one
-/// epoch per shard.
+/// KEYS: (lease, idle) per shard; ARGV: owner, marker ttl, then (epoch, stop time in unix
+/// ms) per shard.
 const RELEASE: &str = r"
 local n = 0
-local idle_since = ARGV[2]
 for i = 1, #KEYS, 2 do
-  if redis.call('GET', KEYS[i]) == ARGV[1] .. '|' .. ARGV[(i + 1) / 2 + 3] then
+  local j = (i + 1) / 2
+  if redis.call('GET', KEYS[i]) == ARGV[1] .. '|' .. ARGV[2 * j + 1] then
     redis.call('DEL', KEYS[i])
-    redis.call('SET', KEYS[i + 1], idle_since, 'PX', ARGV[3])
+    redis.call('SET', KEYS[i + 1], ARGV[2 * j + 2], 'PX', ARGV[2])
     n = n + 1
   end
 end
 return n
 ";
-
 /// Lease settings.
 #[derive(Debug, Clone)]
 pub struct LeaseConfig {
@@ -256,27 +255,21 @@ impl Leases {
         Ok(out)
     }
 
-    /// Gives up `held` (shard, epoch) leases still held under that epoch, leaving hand-over
-    /// markers that say this node stopped polling them at `stopped_unix_ms` (its wall
-    /// clock); returns how many.
-    pub async fn release(
-        &self,
-        held: &[(u32, u64)],
-        stopped_unix_ms: u64,
-    ) -> redis::RedisResult<u64> {
+    /// Gives up `held` (shard, epoch, stopped) leases still held under that epoch, leaving
+    /// hand-over markers that say this node stopped polling each at `stopped` (unix ms on
+    /// its wall clock); returns how many.
+    pub async fn release(&self, held: &[(u32, u64, u64)]) -> redis::RedisResult<u64> {
         let mut n = 0;
         // Markers outlive any lease gap worth catching up, then vanish on their own.
         let marker_ttl = self.ttl_ms().saturating_mul(10).max(60_000);
         for chunk in held.chunks(CHUNK) {
             let mut inv = self.release.prepare_invoke();
-            for (s, _) in chunk {
+            for (s, _, _) in chunk {
                 inv.key(self.lease_key(*s)).key(self.idle_key(*s));
             }
-            inv.arg(&self.cfg.owner)
-                .arg(stopped_unix_ms)
-                .arg(marker_ttl);
-            for (_, e) in chunk {
-                inv.arg(*e);
+            inv.arg(&self.cfg.owner).arg(marker_ttl);
+            for (_, epoch, stopped) in chunk {
+                inv.arg(*epoch).arg(*stopped);
             }
             let released: u64 = inv.invoke_async(&mut self.conn.clone()).await?;
             n += released;

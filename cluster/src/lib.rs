@@ -75,6 +75,9 @@ pub struct HeldLease {
     /// The old owner's hand-over marker: its wall-clock unix ms when it stopped polling;
     /// grid slots whose nominal time is at or after it were served by nobody.
     pub handed_over_at_ms: Option<u64>,
+    /// This node is handing the shard over: poll no slot whose nominal time (unix ms) is at
+    /// or after this; earlier slots may still be polled until the lease is released.
+    pub leaving_at_ms: Option<u64>,
 }
 
 /// A member as this node sees it.

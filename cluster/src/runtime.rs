@@ -38,6 +38,9 @@ struct Held {
     /// See [`Granted::idle_since`] and [`Granted::handed_over_at_ms`].
     idle_since: Instant,
     handed_over_at_ms: Option<u64>,
+    /// Being handed over: this node's wall-clock unix ms from which it polls no slot of the
+    /// shard (slots nominally before it are still served, until the lease is released).
+    leaving_at_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +108,7 @@ impl Shared {
                 epoch: h.epoch,
                 idle_since: h.idle_since,
                 handed_over_at_ms: h.handed_over_at_ms,
+                leaving_at_ms: h.leaving_at_ms,
             })
     }
 
@@ -715,29 +719,52 @@ fn insert_granted(shared: &Shared, granted: &[Granted]) {
                 acquired_at: Instant::now(),
                 idle_since: g.idle_since,
                 handed_over_at_ms: g.handed_over_at_ms,
+                leaving_at_ms: None,
             },
         );
     }
 }
 
-/// Stops the shards locally now, deletes their leases after the grace period.
+/// Hands shards over: from now on no slot of their devices is polled here (slots nominally
+/// earlier still are, so the marker is exact); after the grace period the devices stop and
+/// the leases are deleted, leaving the hand-over marker.
 async fn release_shards(shared: &Arc<Shared>, shards: &[u32]) {
-    let released: Vec<(u32, u64)> = {
+    let now_ms = crate::lease::unix_ms_now();
+    let leaving: Vec<(u32, u64, u64)> = {
         let mut held = shared
             .held
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         shards
             .iter()
-            .filter_map(|s| held.remove(s).map(|h| (*s, h.epoch)))
+            .filter_map(|s| {
+                let h = held.get_mut(s)?;
+                // The earliest stop counts when two hand-overs overlap (shutdown vs plan).
+                let at = *h.leaving_at_ms.get_or_insert(now_ms);
+                Some((*s, h.epoch, at))
+            })
             .collect()
     };
-    // From here the fence refuses polls of these shards: the hand-over marker says so.
-    let stopped = crate::lease::unix_ms_now();
+    tokio::time::sleep(Duration::from_millis(shared.cfg.handover_grace_ms)).await;
+    let released: Vec<(u32, u64, u64)> = {
+        let mut held = shared
+            .held
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        leaving
+            .into_iter()
+            .filter(|(s, e, _)| {
+                let ours = held.get(s).is_some_and(|h| h.epoch == *e);
+                if ours {
+                    held.remove(s);
+                }
+                ours
+            })
+            .collect()
+    };
     shared.publish();
     metrics::counter!("drover_cluster_shards_released_total").increment(released.len() as u64);
-    tokio::time::sleep(Duration::from_millis(shared.cfg.handover_grace_ms)).await;
-    if let Err(e) = shared.leases.release(&released, stopped).await {
+    if let Err(e) = shared.leases.release(&released).await {
         tracing::warn!(error = %e, shards = released.len(), "cannot release leases; they expire on their own");
     }
 }

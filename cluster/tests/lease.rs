@@ -24,6 +24,10 @@ async fn leases(prefix: &str, owner: &str, ttl_ms: u64) -> Leases {
     .unwrap()
 }
 
+fn with_stop(held: &[(u32, u64)]) -> Vec<(u32, u64, u64)> {
+    held.iter().map(|(s, e)| (*s, *e, 0)).collect()
+}
+
 fn prefix() -> String {
     format!("drover-test:{:08x}", rand_u32())
 }
@@ -56,11 +60,11 @@ async fn epochs_increase_and_a_stale_owner_cannot_renew_or_release() {
     assert!(gb[0].epoch > epoch_a, "{} > {epoch_a}", gb[0].epoch);
     // a wakes up: its renewal and its release both fail, b's lease is untouched.
     assert!(a.renew(&[(7, epoch_a)]).await.unwrap().is_empty());
-    assert_eq!(a.release(&[(7, epoch_a)], 0).await.unwrap(), 0);
+    assert_eq!(a.release(&[(7, epoch_a, 0)]).await.unwrap(), 0);
     let h = a.holder(7).await.unwrap().unwrap();
     assert_eq!((h.owner.as_str(), h.epoch), ("node-b", gb[0].epoch));
     // b releases; a takes it again with a yet larger epoch.
-    assert_eq!(b.release(&[(7, gb[0].epoch)], 0).await.unwrap(), 1);
+    assert_eq!(b.release(&[(7, gb[0].epoch, 0)]).await.unwrap(), 1);
     let ga2 = a.acquire(&[7]).await.unwrap();
     assert!(ga2[0].epoch > gb[0].epoch);
 }
@@ -107,7 +111,7 @@ async fn all_shards_in_batches() {
     let renew = started.elapsed();
     println!("acquire 4096 shards: {took:?}; renew 4096: {renew:?}");
     assert!(b.acquire(&all).await.unwrap().is_empty());
-    assert_eq!(a.release(&held, 0).await.unwrap(), 4096);
+    assert_eq!(a.release(&with_stop(&held)).await.unwrap(), 4096);
     assert_eq!(b.acquire(&all).await.unwrap().len(), 4096);
 }
 
@@ -126,16 +130,16 @@ async fn a_hand_over_tells_the_next_owner_when_polling_stopped() {
 
     // a stopped polling shard 3 at `stopped` and released it later: b learns the stop time.
     let stopped = unix_ms_now() - 300;
-    assert_eq!(a.release(&[(3, g[0].epoch)], stopped).await.unwrap(), 1);
+    assert_eq!(a.release(&[(3, g[0].epoch, stopped)]).await.unwrap(), 1);
     let got = b.acquire(&[3]).await.unwrap();
     assert_eq!(got[0].handed_over_at_ms, Some(stopped));
     // Read once: the marker went with that acquire. b hands it back; a reads b's marker.
     let b_stop = unix_ms_now();
-    assert_eq!(b.release(&[(3, got[0].epoch)], b_stop).await.unwrap(), 1);
+    assert_eq!(b.release(&[(3, got[0].epoch, b_stop)]).await.unwrap(), 1);
     let again = a.acquire(&[3]).await.unwrap();
     assert_eq!(again[0].handed_over_at_ms, Some(b_stop));
     // A stale owner's release leaves no marker (and does not free the shard).
-    assert_eq!(b.release(&[(3, got[0].epoch)], stopped).await.unwrap(), 0);
+    assert_eq!(b.release(&[(3, got[0].epoch, stopped)]).await.unwrap(), 0);
     // A lease that expires instead of being released leaves none either.
     let short = leases(&p, "short", 200).await;
     let s = short.acquire(&[11]).await.unwrap();

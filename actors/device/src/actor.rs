@@ -551,6 +551,21 @@ impl DeviceState {
         let interval = self.poll_interval();
         if let Some(fence) = &self.args.policy.fence {
             match (fence.0)(self.args.spec.id) {
+                Some(FencedLease {
+                    leaving_at_ms: Some(leaving),
+                    ..
+                }) if !self.args.policy.wall_clock_grid
+                    || slot_unix_ms(
+                        &self.args.spec,
+                        tokio::time::Instant::now().saturating_duration_since(slot),
+                    ) >= leaving =>
+                {
+                    // Being handed over: this slot belongs to the next owner.
+                    tracing::debug!(device = %self.args.spec.id, "poll left to the next owner");
+                    metrics::counter!("drover_device_polls_total", "outcome" => "handed_over")
+                        .increment(1);
+                    return;
+                }
                 Some(lease) => self.args.epoch = lease.epoch,
                 None => {
                     // The shard's lease is not held now: a stale owner never polls.

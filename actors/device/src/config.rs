@@ -101,6 +101,9 @@ pub struct FencedLease {
     /// The old owner's hand-over marker: its wall-clock unix ms when it stopped polling.
     /// A grid slot whose nominal time is at or after it was served by nobody.
     pub handed_over_at_ms: Option<u64>,
+    /// This node is handing the lease over: it polls no slot whose nominal time (unix ms)
+    /// is at or after this (the next owner may serve those).
+    pub leaving_at_ms: Option<u64>,
 }
 
 /// See [`DevicePolicy::fence`].

@@ -456,6 +456,7 @@ fn fenced(idle_since: std::time::Instant, handed_over_at_ms: Option<u64>) -> Dev
                 epoch: 7,
                 idle_since,
                 handed_over_at_ms,
+                leaving_at_ms: None,
             })
         }))),
         ..policy()

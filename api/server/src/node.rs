@@ -106,6 +106,7 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
                 epoch: l.epoch,
                 idle_since: l.idle_since,
                 handed_over_at_ms: l.handed_over_at_ms,
+                leaving_at_ms: l.leaving_at_ms,
             })
         }))),
         wall_clock_grid: true,
