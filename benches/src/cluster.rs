@@ -50,6 +50,11 @@ pub(crate) struct ClusterOpts {
     pub(crate) base: String,
     #[arg(long, default_value_t = 9000)]
     pub(crate) devices_per_process: usize,
+    /// Use the cluster tests' fast timing (500 ms heartbeat, 3 s failure deadline, 6 s lease
+    /// TTL, …) instead of drover's defaults: quick start-up for short runs, but peers are
+    /// declared dead and leases lost when the machine is oversubscribed.
+    #[arg(long)]
+    pub(crate) test_timing: bool,
     #[arg(long)]
     pub(crate) drover_bin: Option<PathBuf>,
     #[arg(long)]
@@ -242,8 +247,8 @@ async fn cluster_cmd(
     Ok(())
 }
 
-/// The cluster test harness's timing (api/server/tests/support/cluster_harness.rs), unless
-/// the environment of this benchmark sets them.
+/// The cluster test harness's timing (api/server/tests/support/cluster_harness.rs), with
+/// `--test-timing`, unless the environment of this benchmark sets them.
 const CLUSTER_TIMING: &[(&str, &str)] = &[
     ("DROVER_CLUSTER_HEARTBEAT_MS", "500"),
     ("DROVER_CLUSTER_FAILURE_DEADLINE_MS", "3000"),
@@ -387,7 +392,7 @@ pub(crate) async fn run(opts: ClusterOpts) -> anyhow::Result<()> {
                 ),
             ];
             for (k, v) in CLUSTER_TIMING {
-                if std::env::var_os(k).is_none() {
+                if opts.test_timing && std::env::var_os(k).is_none() {
                     env.push(((*k).into(), (*v).into()));
                 }
             }

@@ -40,7 +40,7 @@ smoke api api --devices 2000 --connections 64 --duration 10s --warmup 2s
 smoke sse sse --clients 200 --clients-per-process 100 --devices 2 --interval 5s \
     --flap-period 12s --changes 3 --max-duration 90s --base 127.43.0.1
 smoke cluster cluster --nodes 2 --devices 300 --interval 5s --duration 15s \
-    --online-timeout 120s --base 127.44.0.1
+    --online-timeout 120s --test-timing --base 127.44.0.1
 
 failed=0
 printf '\n--- bench smoke summary\n'
