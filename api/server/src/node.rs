@@ -40,30 +40,16 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     // Sample partitions exist ahead of time and old ones are dropped: now, then hourly.
     let retention = Retention::from_env(|k| std::env::var(k).ok())?;
     let maintenance = Maintenance::connect(&cfg.database.owner_url(), retention).await?;
-    // Nodes of a cluster often start together, and concurrent partition DDL on one database
-    // fails with "already exists" for the loser: then the node starts anyway (another node
-    // is creating the partitions) and retries in the background shortly.
-    let first_retry = match maintenance.run(chrono::Utc::now()).await {
-        Ok(report) => {
-            tracing::info!(
-                created = report.created.len(),
-                dropped = report.dropped.len(),
-                "partition maintenance"
-            );
-            None
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "partition maintenance failed (another node may be running it); retrying shortly");
-            Some(Duration::from_millis(2_000 + rand::random::<u64>() % 8_000))
-        }
-    };
+    // Runs under an advisory lock: nodes that start together take turns, none fails.
+    match maintenance.run(chrono::Utc::now()).await {
+        Ok(report) => tracing::info!(
+            created = report.created.len(),
+            dropped = report.dropped.len(),
+            "partition maintenance"
+        ),
+        Err(e) => tracing::warn!(error = %e, "partition maintenance failed; retrying in an hour"),
+    }
     let maintenance_task = tokio::spawn(async move {
-        if let Some(wait) = first_retry {
-            tokio::time::sleep(wait).await;
-            if let Err(e) = maintenance.run(chrono::Utc::now()).await {
-                tracing::warn!(error = %e, "partition maintenance failed again; retrying in an hour");
-            }
-        }
         let mut hourly = tokio::time::interval(Duration::from_secs(3600));
         hourly.tick().await;
         loop {
@@ -78,6 +64,10 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let envelope = Arc::new(Envelope::new(Arc::new(LocalKek::from_env()?)));
     let api_envelope = envelope.clone();
 
+    // The cluster layer decides which shards (and so which devices) run here; every poll
+    // first checks that this node holds the device's shard lease at that instant.
+    let cluster = Cluster::start(cfg.cluster(), Arc::new(LocalGateway)).await?;
+
     let (recorder, recorder_task) = Recorder::spawn(&store, RecorderConfig::default());
     let hub = EventHub::new(1024);
     let publisher = EventPublisher::start(PublisherConfig {
@@ -86,18 +76,32 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     });
     let fanout = Fanout::new(hub, Some(publisher.clone()));
     let sink_recorder = recorder.clone();
+    let write_fence = cluster.clone();
+    // Writes are fenced when the event is made (right after its poll): a sample or status of
+    // an epoch this node does not hold at that instant is a stale owner's, and is not
+    // written (it still goes out with its epoch, so consumers can tell). Checked here rather
+    // than when the batch is written, so samples queued while the database is slow are
+    // not lost at a hand-over.
     let events: drover_device::EventSink = Arc::new(move |event: Event| {
+        let current = |device, epoch| {
+            let ok = write_fence.lease_epoch(device) == Some(epoch);
+            if !ok {
+                metrics::counter!("drover_recorder_fenced_at_source_total").increment(1);
+            }
+            ok
+        };
         match &event {
-            Event::Metrics(m) => sink_recorder.record(Record::Metrics(m.clone())),
-            Event::DeviceStatus(s) => sink_recorder.record(Record::Status(s.clone())),
+            Event::Metrics(m) if current(m.device_id, m.epoch) => {
+                sink_recorder.record(Record::Metrics(m.clone()));
+            }
+            Event::DeviceStatus(s) if current(s.device_id, s.epoch) => {
+                sink_recorder.record(Record::Status(s.clone()));
+            }
             _ => {}
         }
         fanout.emit(event);
     });
 
-    // The cluster layer decides which shards (and so which devices) run here; every poll
-    // first checks that this node holds the device's shard lease at that instant.
-    let cluster = Cluster::start(cfg.cluster(), Arc::new(LocalGateway)).await?;
     let fence_cluster = cluster.clone();
     let policy = DevicePolicy {
         offline_after_misses: cfg.offline_after_misses,
