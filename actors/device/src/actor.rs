@@ -467,24 +467,25 @@ impl DeviceState {
             next += interval;
         }
         self.schedule_poll(myself, next);
-        if let Some(skip) = self.skip_slot.take() {
-            if planned.max(skip).duration_since(planned.min(skip)) < interval / 2 {
-                // A late catch-up served the previous slot: this one would come too soon.
-                metrics::counter!("drover_device_polls_total", "outcome" => "skipped_after_catch_up")
-                    .increment(1);
-                return;
-            }
+        if let Some(skip) = self.skip_slot.take()
+            && planned.max(skip).duration_since(planned.min(skip)) < interval / 2
+        {
+            // A late catch-up served the previous slot: this one would come too soon.
+            metrics::counter!("drover_device_polls_total", "outcome" => "skipped_after_catch_up")
+                .increment(1);
+            return;
         }
-        if self.args.policy.fence.is_some() && lateness > interval.mul_f64(SLOT_WINDOW) {
-            if !self.skipped_late {
-                // Served this late, the slot's poll could land close to the next owner's
-                // first one; skip it (not the device's fault: no missed poll is counted).
-                self.skipped_late = true;
-                tracing::debug!(device = %self.args.spec.id, ?lateness, "poll skipped: too late for its slot");
-                metrics::counter!("drover_device_polls_total", "outcome" => "skipped_late")
-                    .increment(1);
-                return;
-            }
+        if self.args.policy.fence.is_some()
+            && lateness > interval.mul_f64(SLOT_WINDOW)
+            && !self.skipped_late
+        {
+            // Served this late, the slot's poll could land close to the next owner's first
+            // one; skip it (not the device's fault: no missed poll is counted).
+            self.skipped_late = true;
+            tracing::debug!(device = %self.args.spec.id, ?lateness, "poll skipped: too late for its slot");
+            metrics::counter!("drover_device_polls_total", "outcome" => "skipped_late")
+                .increment(1);
+            return;
         }
         self.skipped_late = false;
         self.poll_slot(myself, planned);
