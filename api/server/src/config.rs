@@ -137,6 +137,11 @@ pub(crate) struct NodeConfig {
     /// Most TLS handshakes in progress at once.
     #[arg(long, env = "DROVER_MAX_HANDSHAKES", default_value_t = 64)]
     pub(crate) max_handshakes: usize,
+    /// Most PostgreSQL sessions in each of the node's two pools (API and sample writers;
+    /// device reads): a node opens at most about twice this many. Every node of a cluster
+    /// must fit in the server's `max_connections`.
+    #[arg(long, env = "DROVER_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub(crate) db_max_connections: u32,
     /// CA bundle for devices in `verify` TLS mode (default: the system's).
     #[arg(long, env = "DROVER_DEVICE_CA_BUNDLE")]
     pub(crate) device_ca_bundle: Option<PathBuf>,
@@ -184,6 +189,11 @@ impl NodeConfig {
         if self.max_handshakes == 0 {
             return Err(ConfigError(
                 "DROVER_MAX_HANDSHAKES must be at least 1".into(),
+            ));
+        }
+        if self.db_max_connections < 2 {
+            return Err(ConfigError(
+                "DROVER_DB_MAX_CONNECTIONS must be at least 2".into(),
             ));
         }
         if !self.nats_url.starts_with("nats://") && !self.nats_url.starts_with("tls://") {
@@ -256,6 +266,38 @@ impl NodeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_database_pool_size_is_a_setting_with_a_floor() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            node: super::NodeConfig,
+        }
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("drover").chain(args.iter().copied()))
+                .unwrap()
+                .node
+        };
+        // (`validate` also wants secrets from the environment: only the pool's own error
+        // is asserted here.)
+        let pool_error = |c: &super::NodeConfig| {
+            c.validate()
+                .err()
+                .is_some_and(|e| e.0.contains("DROVER_DB_MAX_CONNECTIONS"))
+        };
+        let defaults = parse(&[]);
+        assert_eq!(defaults.db_max_connections, 16);
+        assert!(!pool_error(&defaults));
+        let small = parse(&["--db-max-connections", "6"]);
+        assert_eq!(small.db_max_connections, 6);
+        assert!(!pool_error(&small));
+        let err = parse(&["--db-max-connections", "1"])
+            .validate()
+            .unwrap_err();
+        assert!(err.0.contains("DROVER_DB_MAX_CONNECTIONS"), "{}", err.0);
+    }
 
     #[test]
     fn role_urls_replace_the_user_and_drop_the_password() {

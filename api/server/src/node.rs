@@ -59,8 +59,12 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             }
         }
     });
-    let store = Store::connect(&StoreConfig::new(cfg.database.app_url())).await?;
-    let poller = PollerStore::connect(&StoreConfig::new(cfg.database.poller_url())).await?;
+    let pool = |url: String| StoreConfig {
+        max_connections: cfg.db_max_connections,
+        ..StoreConfig::new(url)
+    };
+    let store = Store::connect(&pool(cfg.database.app_url())).await?;
+    let poller = PollerStore::connect(&pool(cfg.database.poller_url())).await?;
     let envelope = Arc::new(Envelope::new(Arc::new(LocalKek::from_env()?)));
     let api_envelope = envelope.clone();
 
@@ -68,7 +72,16 @@ pub(crate) async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     // first checks that this node holds the device's shard lease at that instant.
     let cluster = Cluster::start(cfg.cluster(), Arc::new(LocalGateway)).await?;
 
-    let (recorder, recorder_task) = Recorder::spawn(&store, RecorderConfig::default());
+    // Sample writers share the app pool with the API: at most a quarter of it.
+    let (recorder, recorder_task) = Recorder::spawn(
+        &store,
+        RecorderConfig {
+            writers: usize::try_from(cfg.db_max_connections / 4)
+                .unwrap_or(1)
+                .clamp(1, RecorderConfig::default().writers),
+            ..RecorderConfig::default()
+        },
+    );
     let hub = EventHub::new(1024);
     let publisher = EventPublisher::start(PublisherConfig {
         nats_url: cfg.nats_url.clone(),
