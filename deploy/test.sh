@@ -19,7 +19,7 @@
 #              schemathesis fuzzes every operation of /api/openapi.json
 #   web        web/build.sh (npm ci, typed client from api/openapi.json, vite build, size budget),
 #              Vitest, then web/e2e/run.mjs in headless Chromium against a real node
-#   bench      drover-bench fleet --smoke: 1,000 simulated devices, ~45 s (checks the harness, not targets)
+#   bench      deploy/bench/smoke.sh: smokes of drover-bench fleet, idle, api, sse and cluster, ~2 min (checks the harnesses, not targets)
 #
 # A failing step does not stop the run: every step runs and every failure is listed, except
 # that a broken build skips the steps that need it. The last line is exactly
@@ -222,7 +222,7 @@ main() {
         run_step web 2400 step_web
     fi
 
-    # The fleet harness's smoke run (debug binaries from the build step): it must keep working.
+    # The benchmark harnesses' smoke runs (debug binaries from the build step): they must keep working.
     if ((BUILD_OK != 0)); then
         skip_step bench "build broken"
     else
