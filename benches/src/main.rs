@@ -7,6 +7,7 @@ mod baseline;
 mod children;
 mod cluster;
 mod fleet;
+mod hexcodec;
 mod histogram;
 mod http1;
 mod idle;
@@ -14,7 +15,6 @@ mod node;
 mod proc_stat;
 mod recorder;
 mod report;
-mod srp_client;
 mod sse;
 mod stack;
 

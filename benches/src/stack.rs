@@ -14,9 +14,10 @@ use serde_json::{Value, json};
 use tokio::process::Command;
 
 use crate::children::{ChildGroup, find_binary};
+use crate::hexcodec::{hex, unhex};
 use crate::http1::{Response, request_once};
 use crate::proc_stat;
-use crate::srp_client::{SrpLogin, hex, unhex, verifier};
+use drover_auth::srp::{SrpClient, verifier};
 
 /// The server PostgreSQL runs on, as its superuser (trust auth on this machine).
 pub(crate) const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432";
@@ -565,11 +566,11 @@ pub(crate) async fn sign_in_first_time(
 
 /// SRP-6a login with the private key `x`; checks the server's M2.
 pub(crate) async fn srp_sign_in(api: SocketAddr, email: &str, x: &[u8]) -> anyhow::Result<Session> {
-    let login = SrpLogin::new(email, x);
+    let login = SrpClient::new(email, x).map_err(|e| anyhow::anyhow!("SRP client: {e}"))?;
     let r = post_json(
         api,
         "/api/auth/srp/init",
-        &json!({"email": email, "a": hex(&login.a_pub())}),
+        &json!({"email": email, "a": hex(login.a_pub())}),
     )
     .await?;
     if r.status != 200 {
@@ -578,7 +579,9 @@ pub(crate) async fn srp_sign_in(api: SocketAddr, email: &str, x: &[u8]) -> anyho
     let init = r.json()?;
     let salt = unhex(init["salt"].as_str().context("no salt")?)?;
     let b = unhex(init["b"].as_str().context("no B")?)?;
-    let proofs = login.respond(&salt, &b)?;
+    let proofs = login
+        .respond(&salt, &b)
+        .map_err(|e| anyhow::anyhow!("SRP: {e}"))?;
     let r = post_json(
         api,
         "/api/auth/srp/verify",
@@ -590,7 +593,7 @@ pub(crate) async fn srp_sign_in(api: SocketAddr, email: &str, x: &[u8]) -> anyho
     }
     let v = r.json()?;
     let m2 = unhex(v["m2"].as_str().context("no M2")?)?;
-    if m2 != proofs.expected_m2 {
+    if !proofs.verify_m2(&m2) {
         bail!("the server's M2 does not verify");
     }
     Ok(Session {

@@ -108,6 +108,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "drover-model",
             "drover-device",
             "drover-node",
+            "drover-auth",
         ],
     ),
 ];
