@@ -249,17 +249,27 @@ impl Actor for DeviceActor {
     }
 }
 
+/// This node's wall clock, unix ms.
+fn unix_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The device's wall-clock grid: (interval, offset) in ms; its slots are k·interval + offset
+/// since the Unix epoch, the same on every node.
+fn grid(spec: &DeviceSpec) -> (u64, u64) {
+    let interval_ms = spec.poll_interval.as_millis().max(1) as u64;
+    (interval_ms, spec.id.stable_hash() % interval_ms)
+}
+
 /// First poll: a stable per-device offset, spread over the interval (at most 30 s), so a
 /// fleet that starts together never polls in one burst.
 fn first_poll_delay(spec: &DeviceSpec, policy: &DevicePolicy) -> Duration {
-    let interval_ms = spec.poll_interval.as_millis().max(1) as u64;
     if policy.wall_clock_grid {
-        // Slot `offset` of every interval since the Unix epoch: the same on every node.
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let offset = spec.id.stable_hash() % interval_ms;
+        let (interval_ms, offset) = grid(spec);
+        let now_ms = unix_ms_now();
         return Duration::from_millis((offset + interval_ms - now_ms % interval_ms) % interval_ms);
     }
     let spread = spec
@@ -267,24 +277,15 @@ fn first_poll_delay(spec: &DeviceSpec, policy: &DevicePolicy) -> Duration {
         .min(policy.first_poll_spread)
         .as_millis()
         .max(1) as u64;
-    let salt = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() / 3600)
-        .unwrap_or(0);
+    let salt = unix_ms_now() / 3_600_000;
     Duration::from_millis((spec.id.stable_hash() ^ salt) % spread)
 }
 
 /// The nominal wall-clock time (unix ms) of the grid slot that passed `ago`: the grid point
-/// nearest to now − `ago` (every node computes the same points from the device id).
+/// nearest to now − `ago`.
 fn slot_unix_ms(spec: &DeviceSpec, ago: Duration) -> u64 {
-    let interval_ms = spec.poll_interval.as_millis().max(1) as u64;
-    let offset = spec.id.stable_hash() % interval_ms;
-    let approx = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-        .saturating_sub(ago.as_millis() as u64);
-    // Round to the nearest point k·interval + offset.
+    let (interval_ms, offset) = grid(spec);
+    let approx = unix_ms_now().saturating_sub(ago.as_millis() as u64);
     let k = (approx.saturating_sub(offset) + interval_ms / 2) / interval_ms;
     k * interval_ms + offset
 }

@@ -355,13 +355,6 @@ pub struct PollLog {
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
-fn unix_ms_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl PollLog {
     pub fn start(fleet: &Arc<Fleet>) -> (PollLog, tokio::task::JoinHandle<()>) {
         let n = fleet.len();
@@ -372,7 +365,7 @@ impl PollLog {
         let fleet = fleet.clone();
         let l = log.clone();
         // One anchor maps the simulator's unix-ms stamps onto `Instant`s.
-        let anchor_ms = unix_ms_now();
+        let anchor_ms = drover_cluster::lease::unix_ms_now();
         let anchor = Instant::now();
         let at = move |ms: u64| {
             if ms >= anchor_ms {
