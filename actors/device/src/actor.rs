@@ -106,6 +106,9 @@ pub struct DeviceState {
     next_poll: tokio::time::Instant,
     /// The slot (planned start) of the last poll this actor sent.
     last_polled_slot: Option<tokio::time::Instant>,
+    /// When this actor's last poll actually went out (its task started): no poll follows
+    /// sooner than `1 − SLOT_WINDOW` of an interval after it, however late it was.
+    last_poll_sent: Option<tokio::time::Instant>,
     /// The last fenced slot was skipped for lateness (the next one is polled regardless).
     skipped_late: bool,
     /// A slot to skip because a late catch-up served the one before it.
@@ -156,6 +159,7 @@ impl Actor for DeviceActor {
             poll_timer: None,
             next_poll: tokio::time::Instant::now(),
             last_polled_slot: None,
+            last_poll_sent: None,
             skipped_late: false,
             skip_slot: None,
             started: tokio::time::Instant::now(),
@@ -476,6 +480,15 @@ impl DeviceState {
                 .increment(1);
             return;
         }
+        if self.too_soon(now) {
+            // The previous poll went out late, close to this slot: polling now would poll
+            // the device twice within one interval. The grid is kept; the next slot polls.
+            self.skipped_late = true;
+            tracing::debug!(device = %self.args.spec.id, ?lateness, "poll skipped: the previous one went out too recently");
+            metrics::counter!("drover_device_polls_total", "outcome" => "skipped_too_soon")
+                .increment(1);
+            return;
+        }
         if self.args.policy.fence.is_some()
             && lateness > interval.mul_f64(SLOT_WINDOW)
             && !self.skipped_late
@@ -494,6 +507,14 @@ impl DeviceState {
 
     fn poll_interval(&self) -> Duration {
         self.args.spec.poll_interval.max(Duration::from_millis(100))
+    }
+
+    /// Whether a poll sent at `now` would follow this actor's previous one by less than
+    /// `1 − SLOT_WINDOW` of the interval (it went out late, or a catch-up served the slot).
+    fn too_soon(&self, now: tokio::time::Instant) -> bool {
+        let min_spacing = self.poll_interval().mul_f64(1.0 - SLOT_WINDOW);
+        self.last_poll_sent
+            .is_some_and(|sent| now.saturating_duration_since(sent) < min_spacing)
     }
 
     /// After a new session: polls the current slot (the last grid point) now when this
@@ -537,6 +558,10 @@ impl DeviceState {
         };
         if !served_by_nobody {
             tracing::debug!(device = %self.args.spec.id, "no catch-up: the slot may have been served before the hand-over");
+            return;
+        }
+        if self.too_soon(now) {
+            tracing::debug!(device = %self.args.spec.id, "no catch-up: this actor polled too recently");
             return;
         }
         let late = now.saturating_duration_since(slot);
@@ -616,6 +641,7 @@ impl DeviceState {
         let me = myself.clone();
         self.poll_in_flight = true;
         self.last_polled_slot = Some(slot);
+        self.last_poll_sent = Some(tokio::time::Instant::now());
         tokio::spawn(async move {
             let started = Instant::now();
             let results = client
@@ -640,6 +666,10 @@ impl DeviceState {
         results: Vec<Result<routeros_client::Response, ClientError>>,
         started: Instant,
     ) {
+        // The poll's task may have started well after it was sent to it (a busy runtime):
+        // the spacing to the next poll counts from when it really went out.
+        let started_at = tokio::time::Instant::from_std(started);
+        self.last_poll_sent = Some(self.last_poll_sent.map_or(started_at, |s| s.max(started_at)));
         if generation != self.generation {
             return;
         }

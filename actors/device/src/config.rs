@@ -86,8 +86,10 @@ pub struct DevicePolicy {
 
 /// How late, as a share of the poll interval, a poll may start and still count for its
 /// slot: later fenced polls are skipped; a new session that catches up a slot nobody served
-/// later than this skips the next slot. Two polls of one device are then at least
-/// `1 − SLOT_WINDOW` of an interval apart, whichever node sends them.
+/// later than this skips the next slot; and an actor never sends a poll sooner than
+/// `1 − SLOT_WINDOW` of an interval after its previous one went out (a late poll makes the
+/// next slot skip). Two polls of one device are then at least `1 − SLOT_WINDOW` of an
+/// interval apart, whichever node sends them.
 pub const SLOT_WINDOW: f64 = 0.3;
 
 /// What the fence says about a lease this node holds now.

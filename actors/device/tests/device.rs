@@ -1,6 +1,6 @@
 //! Device actors against simulated routers over real TLS: persistent sessions, reconnects
 //! after reboots and faults, auth back-off, offline detection, live spec changes, spread
-//! first polls, and commands beside polling.
+//! first polls, commands beside polling, and slot catch-up and spacing on the wall-clock grid.
 
 #![allow(clippy::unwrap_used)] // test helpers: a poisoned lock is a test bug
 
@@ -544,6 +544,56 @@ async fn a_late_catch_up_skips_the_next_slot_instead_of_polling_twice() {
     assert!(
         (5000..7000).contains(&spacing),
         "second poll {spacing} ms after the catch-up"
+    );
+    actor.stop(None);
+    h.fleet.shutdown().await;
+}
+
+#[tokio::test] // one thread: blocking it stalls the actor, as an overloaded node would
+async fn a_poll_sent_late_makes_the_next_slot_skip_instead_of_polling_twice() {
+    let h = Harness::new(1).await;
+    let interval = Duration::from_secs(4);
+    // The first slot comes ≈1.6 s after the start.
+    let spec = spec_past_its_slot(&h, interval, 2300..2500);
+    let actor = h
+        .spawn(
+            spec,
+            DevicePolicy {
+                wall_clock_grid: true,
+                ..policy()
+            },
+        )
+        .await;
+    assert!(eventually!(
+        Duration::from_secs(6),
+        h.fleet.stats(0).polls_served >= 1
+    ));
+    let first = h.fleet.stats(0).recent_polls_unix_ms[0];
+    // Stall the whole runtime from just before the second slot to 60 % of an interval after
+    // it: that slot's poll goes out 2.4 s late, 1.6 s before the third slot.
+    let second_slot = first + 4000;
+    tokio::time::sleep(Duration::from_millis(second_slot - 300 - unix_ms())).await;
+    std::thread::sleep(Duration::from_millis(300 + 2400));
+    assert!(eventually!(
+        Duration::from_secs(10),
+        h.fleet.stats(0).polls_served >= 3
+    ));
+    let polls = h.fleet.stats(0).recent_polls_unix_ms;
+    let late = polls[1] - second_slot;
+    assert!(
+        (2000..3500).contains(&late),
+        "the stalled poll went out {late} ms after its slot"
+    );
+    // The third slot (1.6 s after the late poll) is skipped; the fourth is polled.
+    let spacing = polls[2] - polls[1];
+    assert!(
+        (2800..6500).contains(&spacing),
+        "the poll after the late one came {spacing} ms later (at least 2.8 s: 70 % of the interval)"
+    );
+    let on_grid = (polls[2] - first) % 4000;
+    assert!(
+        !(300..3700).contains(&on_grid),
+        "the grid moved: the next poll is {on_grid} ms off it"
     );
     actor.stop(None);
     h.fleet.shutdown().await;
