@@ -669,7 +669,10 @@ impl DeviceState {
         // The poll's task may have started well after it was sent to it (a busy runtime):
         // the spacing to the next poll counts from when it really went out.
         let started_at = tokio::time::Instant::from_std(started);
-        self.last_poll_sent = Some(self.last_poll_sent.map_or(started_at, |s| s.max(started_at)));
+        self.last_poll_sent = Some(
+            self.last_poll_sent
+                .map_or(started_at, |s| s.max(started_at)),
+        );
         if generation != self.generation {
             return;
         }
