@@ -109,6 +109,10 @@ pub struct DeviceState {
     /// When this actor's last poll actually went out (its task started): no poll follows
     /// sooner than `1 − SLOT_WINDOW` of an interval after it, however late it was.
     last_poll_sent: Option<tokio::time::Instant>,
+    /// The poll in flight left later than [`LATE_SEND`] of an interval after its slot (a
+    /// catch-up, or a busy node): the device may see it as late as its reply, so the
+    /// spacing to the next poll counts from the reply.
+    in_flight_late: bool,
     /// The last fenced slot was skipped for lateness (the next one is polled regardless).
     skipped_late: bool,
     /// A slot to skip because a late catch-up served the one before it.
@@ -160,6 +164,7 @@ impl Actor for DeviceActor {
             next_poll: tokio::time::Instant::now(),
             last_polled_slot: None,
             last_poll_sent: None,
+            in_flight_late: false,
             skipped_late: false,
             skip_slot: None,
             started: tokio::time::Instant::now(),
@@ -252,6 +257,10 @@ impl Actor for DeviceActor {
         Ok(())
     }
 }
+
+/// A poll that leaves later than this share of the interval after its slot counts, for
+/// the spacing to the next poll, from its reply rather than from when it left.
+const LATE_SEND: f64 = 0.1;
 
 /// This node's wall clock, unix ms.
 fn unix_ms_now() -> u64 {
@@ -641,7 +650,9 @@ impl DeviceState {
         let me = myself.clone();
         self.poll_in_flight = true;
         self.last_polled_slot = Some(slot);
-        self.last_poll_sent = Some(tokio::time::Instant::now());
+        let now = tokio::time::Instant::now();
+        self.last_poll_sent = Some(now);
+        self.in_flight_late = now.saturating_duration_since(slot) > interval.mul_f64(LATE_SEND);
         tokio::spawn(async move {
             let started = Instant::now();
             let results = client
@@ -668,11 +679,14 @@ impl DeviceState {
     ) {
         // The poll's task may have started well after it was sent to it (a busy runtime):
         // the spacing to the next poll counts from when it really went out.
-        let started_at = tokio::time::Instant::from_std(started);
-        self.last_poll_sent = Some(
-            self.last_poll_sent
-                .map_or(started_at, |s| s.max(started_at)),
-        );
+        // A poll that left late may reach the device as late as its reply (a new session's
+        // first poll can queue behind a storm of handshakes on the device side).
+        let went_out = if std::mem::take(&mut self.in_flight_late) {
+            tokio::time::Instant::now()
+        } else {
+            tokio::time::Instant::from_std(started)
+        };
+        self.last_poll_sent = Some(self.last_poll_sent.map_or(went_out, |s| s.max(went_out)));
         if generation != self.generation {
             return;
         }

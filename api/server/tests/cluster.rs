@@ -110,8 +110,26 @@ async fn three_nodes(env: &Env, log: &PollLog) -> (Vec<NodeSpec>, Vec<Option<Nod
     (specs, nodes)
 }
 
+/// Each node's poll outcomes, lateness quantiles and catch-ups, for the test's output.
+async fn print_poll_metrics(nodes: &[Option<Node>]) {
+    for n in nodes.iter().flatten() {
+        let Some(body) = n.metrics().await else {
+            println!("  {}: metrics unreachable", n.spec.name);
+            continue;
+        };
+        let lines: Vec<&str> = body
+            .lines()
+            .filter(|l| {
+                l.starts_with("drover_device_polls_total")
+                    || l.starts_with("drover_device_poll_lateness_seconds{quantile")
+                    || l.starts_with("drover_device_catch_up_polls_total")
+            })
+            .collect();
+        println!("  {}: {}", n.spec.name, lines.join(" | "));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky in CI (1 of 5 runs, 2026-12-04): many devices polled twice in the steady window on a loaded machine; issue #7 stays open until the cause is found"]
 async fn three_nodes_poll_3000_devices_once_per_interval_and_take_over_after_kill_9() {
     let env = Env::new("share", 3000, None).await;
     let (log, _rec) = PollLog::start(&env.fleet);
@@ -123,7 +141,15 @@ async fn three_nodes_poll_3000_devices_once_per_interval_and_take_over_after_kil
     tokio::time::sleep(INTERVAL * 4 + Duration::from_millis(300)).await;
     let counts = log.counts(from, from + INTERVAL * 4);
     println!("polls per device in 4 intervals: {}", summary(&counts));
+    print_poll_metrics(&nodes).await;
     let doubles = log.double_polls(from, INTERVAL / 2);
+    for d in doubles.iter().take(3) {
+        println!(
+            "  device {} polled at {:?} s",
+            d.device,
+            log.timeline(d.device, from)
+        );
+    }
     assert!(
         doubles.is_empty(),
         "devices polled twice in an interval: {:?}",
@@ -193,6 +219,15 @@ async fn three_nodes_poll_3000_devices_once_per_interval_and_take_over_after_kil
         .is_some()
     );
     let doubles = log.double_polls(from, INTERVAL / 2);
+    print_poll_metrics(&nodes).await;
+    for d in doubles.iter().take(3) {
+        println!(
+            "  device {} polled at {:?} s (kill at {:.2} s)",
+            d.device,
+            log.timeline(d.device, from),
+            killed.duration_since(from).as_secs_f64()
+        );
+    }
     assert!(
         doubles.is_empty(),
         "double polls around the takeover: {:?}",

@@ -17,6 +17,9 @@ pub const KEY: &str = "q6mBvX5r1qZ6w0yqz8l2Lw9yJ3m0o5Xo7s0YV3n1kTQ=";
 /// Poll interval of every seeded device.
 pub const INTERVAL: Duration = Duration::from_secs(5);
 
+/// The niceness nodes run at (the simulator, in the test process, keeps 0).
+const NODE_NICENESS: &str = "5";
+
 pub fn drover_bin() -> &'static str {
     env!("CARGO_BIN_EXE_drover")
 }
@@ -191,14 +194,23 @@ impl Drop for Node {
 
 impl Node {
     pub fn start(spec: &NodeSpec) -> Node {
+        // Nodes run at a lower CPU priority than the simulator in this process: real
+        // routers have their own CPUs, and a simulator starved by a node's handshake storm
+        // would stamp polls seconds after they arrived (`nice` and `ip netns exec` exec, so
+        // the child's pid is the node's).
         let mut c = match &spec.netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, drover_bin()]);
+                c.args(["netns", "exec", ns, "nice", "-n", NODE_NICENESS]);
                 c
             }
-            None => Command::new(drover_bin()),
+            None => {
+                let mut c = Command::new("nice");
+                c.args(["-n", NODE_NICENESS]);
+                c
+            }
         };
+        c.arg(drover_bin());
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
