@@ -2,9 +2,10 @@
 //! `drover run` (API role only: nothing is polled), creates a tenant through the API, inserts
 //! N devices with SQL (as the superuser, triggers off: seeding is not what is measured), signs
 //! in a viewer of that tenant over SRP, then drives `GET /api/tenants/{t}/devices` (a page of
-//! 100 with a status filter, sorted by name) from C keep-alive connections for a duration and
-//! reports requests/s, latency percentiles, errors, and the CPU of the node, PostgreSQL and
-//! Redis over the same window.
+//! 100 with a status filter, sorted by name, the total counted as `--count` says: the API's
+//! default, a bounded count) from C keep-alive connections for a duration and reports
+//! requests/s, latency percentiles, errors, and the CPU of the node, PostgreSQL and Redis
+//! over the same window. Nothing is cached between requests: every request runs its queries.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +51,10 @@ pub(crate) struct ApiOpts {
     /// Requests walk the first this-many pages (offset = page × limit), round robin.
     #[arg(long, default_value_t = 10)]
     pub(crate) pages: usize,
+    /// How the list computes its total (`count=` of the request): bounded (the API's
+    /// default), exact, estimate or none.
+    #[arg(long, default_value = "bounded")]
+    pub(crate) count: String,
     /// Worker threads of the load generator (it shares the machine with the node).
     #[arg(long, default_value_t = 2)]
     pub(crate) client_threads: usize,
@@ -72,6 +77,7 @@ pub(crate) struct ApiRun {
     pub(crate) run: usize,
     pub(crate) devices: usize,
     pub(crate) matching: u64,
+    pub(crate) count: String,
     pub(crate) connections: usize,
     pub(crate) window_s: f64,
     pub(crate) load_before: String,
@@ -203,8 +209,8 @@ async fn measure(opts: &ApiOpts, db: &Database, node: &DroverNode) -> anyhow::Re
     );
     let viewer = admin.create_user(node.http, &tenant, "viewer").await?;
     let expected = seeded_with_status(opts.devices, &opts.status);
-    // One request checks the answer before the load: the filter and the total are right.
-    let path = list_path(&tenant, &opts.status, opts.limit, 0);
+    // One request checks the answer before the load: the filter and the exact total are right.
+    let path = list_path(&tenant, &opts.status, opts.limit, 0, "exact");
     let r = viewer.get(node.http, &path).await?;
     if r.status != 200 {
         bail!("GET {path}: HTTP {} {}", r.status, r.snippet());
@@ -248,9 +254,9 @@ async fn measure(opts: &ApiOpts, db: &Database, node: &DroverNode) -> anyhow::Re
     Ok(runs)
 }
 
-fn list_path(tenant: &str, status: &str, limit: usize, offset: usize) -> String {
+fn list_path(tenant: &str, status: &str, limit: usize, offset: usize, count: &str) -> String {
     format!(
-        "/api/tenants/{tenant}/devices?status={status}&sort=name&order=asc&limit={limit}&offset={offset}"
+        "/api/tenants/{tenant}/devices?status={status}&sort=name&order=asc&limit={limit}&offset={offset}&count={count}"
     )
 }
 
@@ -301,7 +307,15 @@ async fn load(
         let addr: SocketAddr = node.http;
         let bearer = bearer.to_owned();
         let paths: Vec<String> = (0..pages)
-            .map(|p| list_path(tenant, &opts.status, opts.limit, p * opts.limit))
+            .map(|p| {
+                list_path(
+                    tenant,
+                    &opts.status,
+                    opts.limit,
+                    p * opts.limit,
+                    &opts.count,
+                )
+            })
             .collect();
         tasks.push(tokio::spawn(async move {
             let mut conn: Option<Conn> = None;
@@ -382,6 +396,7 @@ async fn load(
         run,
         devices: opts.devices,
         matching,
+        count: opts.count.clone(),
         connections: opts.connections,
         window_s: window,
         load_before,
@@ -407,8 +422,15 @@ async fn load(
 fn print_run(r: &ApiRun) {
     let opt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
     eprintln!(
-        "== api run {} ({} devices, {} matching, {} connections, {:.0}s window, load {} -> {})",
-        r.run, r.devices, r.matching, r.connections, r.window_s, r.load_before, r.load_after
+        "== api run {} ({} devices, {} matching, count={}, {} connections, {:.0}s window, load {} -> {})",
+        r.run,
+        r.devices,
+        r.matching,
+        r.count,
+        r.connections,
+        r.window_s,
+        r.load_before,
+        r.load_after
     );
     eprintln!(
         "   requests              {:.0}/s ({} ok, {} errors{}), {:.0} bytes each",

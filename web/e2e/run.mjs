@@ -421,7 +421,13 @@ async function mockFleet(page, tenant, total) {
           last_seen_at: new Date(Date.now() - (i % 120) * 1000).toISOString(),
           created_at: new Date().toISOString(),
         });
-      return json(route, { items, total, limit, offset });
+      // Like the server: only `count=exact`, small results and the last page carry the exact
+      // total; `none` gives what the page proves, `bounded` (default) counts up to a bound.
+      const count = url.searchParams.get('count') ?? 'bounded';
+      const end = Math.min(total, offset + limit);
+      const exact = count === 'exact' || end >= total || (count !== 'none' && total < offset + limit + 1000);
+      const shown = exact ? total : count === 'none' ? end + 1 : offset + limit + 1000;
+      return json(route, { items, total: shown, total_is_exact: exact, has_more: end < total, limit, offset });
     }
     return json(route, { code: 'not_found', message: `mock has no ${p}`, request_id: 'mock' }, 404);
   });

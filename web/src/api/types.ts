@@ -40,7 +40,9 @@ export type DeviceStatus = (typeof DEVICE_STATUSES)[number] | string;
 
 export type TlsMode = S['TlsMode'];
 export type Device = S['Device'];
-export type Page<T> = { items: T[]; total: number; limit?: number; offset?: number };
+/** A page of a list. `total` is exact unless `total_is_exact` is false (then a lower bound or
+ *  an estimate: the fleet list counts only up to a bound unless asked `count=exact`). */
+export type Page<T> = { items: T[]; total: number; total_is_exact?: boolean; has_more?: boolean; limit?: number; offset?: number };
 export type DevicePage = S['DevicePage'];
 export type NewDevice = S['NewDeviceBody'];
 export type BulkAdd = S['BulkAddBody'];

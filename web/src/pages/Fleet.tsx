@@ -130,7 +130,11 @@ export default function FleetPage() {
   }, [q, search.q, setFilter]);
 
   const scrollRef = useRef<HTMLDivElement>(null);
-  const [total, setTotal] = useState<number | null>(null);
+  // The number of matching devices, and whether it is exact or (until a page with the exact
+  // total arrives) a lower bound.
+  const [totalInfo, setTotalInfo] = useState<{ n: number; exact: boolean } | null>(null);
+  const total = totalInfo?.n ?? null;
+  const totalExact = totalInfo?.exact ?? true;
   const [range, setRange] = useState<[number, number]>([0, 0]);
   const pages = useMemo(() => {
     const first = Math.floor(range[0] / PAGE);
@@ -143,11 +147,15 @@ export default function FleetPage() {
   const results = useQueries({ queries });
   const byPage = new Map<number, Device[]>();
   results.forEach((r, i) => r.data && byPage.set(pages[i], r.data.items));
-  const firstOk = results.find((r) => r.data);
+  // The first page carries the exact total; later pages only a lower bound (or the exact
+  // total on the last page). A lower bound never replaces a known exact total.
+  useEffect(() => setTotalInfo(null), [filters]); // before the effect below: cached pages refill it
+  const exactPage = results.find((r) => r.data && r.data.total_is_exact !== false)?.data;
+  const boundPage = results.find((r) => r.data)?.data;
   useEffect(() => {
-    if (firstOk?.data) setTotal(firstOk.data.total);
-  }, [firstOk?.data]);
-  useEffect(() => setTotal(null), [filters]);
+    if (exactPage) setTotalInfo({ n: exactPage.total, exact: true });
+    else if (boundPage) setTotalInfo((prev) => (prev?.exact ? prev : { n: Math.max(prev?.n ?? 0, boundPage.total), exact: false }));
+  }, [exactPage, boundPage]);
   const error = results.find((r) => r.isError)?.error;
 
   const count = total ?? 0;
@@ -212,7 +220,7 @@ export default function FleetPage() {
     <div className="flex h-full flex-col">
       <PageHeader
         title="Devices"
-        subtitle={total == null ? 'Loading…' : `${formatCount(total)} device${total === 1 ? '' : 's'}${filters.q || filters.status || filters.tag || filters.group || filters.site ? ' match' : ''}`}
+        subtitle={total == null ? 'Loading…' : `${totalExact ? '' : 'at least '}${formatCount(total)} device${total === 1 ? '' : 's'}${filters.q || filters.status || filters.tag || filters.group || filters.site ? ' match' : ''}`}
         actions={mayEdit && <Button variant="primary" onClick={() => setAdding(true)}>Add device</Button>}
       />
       <div className="mb-3 flex flex-wrap items-center gap-2">

@@ -14,7 +14,7 @@ use drover_store::entities::{
     device_group_memberships, device_groups, device_status_history, device_tag_assignments,
     device_tags, devices,
 };
-use drover_store::queries::{self, DeviceFilter, DeviceSort, NewDevice};
+use drover_store::queries::{self, CountMode, DeviceFilter, DeviceSort, NewDevice};
 use drover_store::{TenantTx, timeseries};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -100,10 +100,35 @@ fn device_dto(d: devices::Model, tags: Vec<String>, groups: Vec<String>) -> Devi
 #[oai(skip_serializing_if_is_none)]
 pub struct DevicePage {
     pub items: Vec<Device>,
-    /// Devices matching the filters over all pages.
+    /// Devices matching the filters over all pages. Exact when `total_is_exact` is true;
+    /// otherwise a lower bound (`count=bounded`, the default, and `count=none`) or the
+    /// database's estimate (`count=estimate`).
     pub total: u64,
+    /// Whether `total` is the exact number of matching devices. Always true with
+    /// `count=exact`, on the last page, and when fewer than `offset + limit + 1000` match.
+    pub total_is_exact: bool,
+    /// More devices follow this page (`offset + limit < total`, known without counting).
+    pub has_more: bool,
     pub limit: u64,
     pub offset: u64,
+}
+
+/// How the fleet list computes `total`.
+#[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
+#[oai(rename = "CountMode", rename_all = "snake_case")]
+pub enum CountParam {
+    /// Count matches up to `offset + limit + 1000`: exact below that, a lower bound above it
+    /// (`total_is_exact: false`). Cheap at any fleet size; the default.
+    Bounded,
+    /// Count every match. Costs a scan of all matches (tens of milliseconds for 100,000
+    /// devices): ask once per filter, not for every page.
+    Exact,
+    /// As `bounded`; above the bound, the database's estimate of the matches (never less than
+    /// what was counted). Estimates of substring searches can be far off.
+    Estimate,
+    /// No count: `total` is what the page proves (`offset` + items, plus one if `has_more`);
+    /// exact only on the last page.
+    None,
 }
 
 #[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
@@ -579,6 +604,13 @@ pub struct DevicesApi;
 #[OpenApi(prefix_path = "/api/tenants", tag = "ApiTags::Devices")]
 impl DevicesApi {
     /// The fleet list: one page of devices matching the filters, with the total.
+    ///
+    /// `total` is exact only when `total_is_exact` is true. By default (`count=bounded`) the
+    /// matches are counted up to `offset + limit + 1000`, so small results and the last page
+    /// are exact and a large fleet gets a lower bound at little cost; `count=exact` counts
+    /// every match (one scan of all of them; ask once per filter, e.g. on the first page),
+    /// `count=estimate` gives the database's estimate above the bound, `count=none` skips the
+    /// count. `has_more` says whether another page follows, in every mode.
     #[oai(
         path = "/:tenant_id/devices",
         method = "get",
@@ -608,6 +640,8 @@ impl DevicesApi {
         )]
         limit: Query<u64>,
         #[oai(default, validator(maximum(value = "10000000")))] offset: Query<u64>,
+        /// How `total` is computed: `bounded` (default), `exact`, `estimate` or `none`.
+        count: Query<Option<CountParam>>,
     ) -> ApiResult<Json<DevicePage>> {
         let t = state.scope(&auth, tenant_id.0, Role::Viewer).await?;
         let status = match status.0.as_deref().filter(|s| !s.is_empty()) {
@@ -634,13 +668,23 @@ impl DevicesApi {
             SortOrder::Asc => sea_orm::Order::Asc,
             SortOrder::Desc => sea_orm::Order::Desc,
         };
+        let count = match count.0.unwrap_or(CountParam::Bounded) {
+            CountParam::Bounded => CountMode::Bounded,
+            CountParam::Exact => CountMode::Exact,
+            CountParam::Estimate => CountMode::Estimate,
+            CountParam::None => CountMode::None,
+        };
         let tx = state.store.begin(t).await?;
-        let page = queries::list_devices(&tx, &filter, sort, order, offset.0, limit.0).await?;
+        let page =
+            queries::list_devices_counted(&tx, &filter, sort, order, offset.0, limit.0, count)
+                .await?;
         let items = with_labels(&tx, page.items).await?;
         tx.commit().await?;
         Ok(Json(DevicePage {
             items,
             total: page.total,
+            total_is_exact: page.total_is_exact,
+            has_more: page.has_more,
             limit: limit.0,
             offset: offset.0,
         }))

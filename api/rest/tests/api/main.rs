@@ -420,6 +420,14 @@ async fn hostile_requests_get_clear_json_errors_and_change_nothing() {
         .get(&format!("{devices}?status=exploded"), Some(&sa.access))
         .await;
     assert_eq!(s, 422);
+    let (s, v) = h
+        .get(&format!("{devices}?count=bogus"), Some(&sa.access))
+        .await;
+    assert_eq!((s, v["code"].as_str()), (400, Some("bad_request")), "{v}");
+    assert!(
+        v["message"].as_str().is_some_and(|m| m.contains("count")),
+        "{v}"
+    );
     // Nothing was created.
     let (_, page) = h.get(&devices, Some(&sa.access)).await;
     assert_eq!(page["total"], 0, "{page}");
@@ -471,6 +479,37 @@ async fn devices_crud_search_and_audit_in_the_same_transaction() {
     assert_eq!(page["total"], 11, "{page}");
     assert_eq!(page["items"].as_array().unwrap().len(), 5);
     assert_eq!(page["items"][0]["name"], "edge-1");
+    // The total's modes: a small result is exact by default; `none` knows only the page.
+    assert_eq!(
+        (&page["total_is_exact"], &page["has_more"]),
+        (&json!(true), &json!(true)),
+        "{page}"
+    );
+    let (_, page) = h
+        .get(
+            &format!("{base}?sort=name&limit=10&count=none"),
+            Some(&op.access),
+        )
+        .await;
+    assert_eq!(
+        (&page["total"], &page["total_is_exact"], &page["has_more"]),
+        (&json!(11), &json!(false), &json!(true)),
+        "{page}"
+    );
+    for count in ["exact", "estimate", "bounded"] {
+        let (s, page) = h
+            .get(
+                &format!("{base}?limit=10&offset=20&count={count}"),
+                Some(&op.access),
+            )
+            .await;
+        assert_eq!(s, 200, "{page}");
+        assert_eq!(
+            (&page["total"], &page["total_is_exact"]),
+            (&json!(51), &json!(true)),
+            "count={count}: {page}"
+        );
+    }
     // A duplicate in a bulk request: refused whole, naming the row.
     let (s, v) = h
         .post(&format!("{base}/bulk"), Some(&op.access), json!({"username": "a", "password": "b", "devices": [{"name": "x", "address": "10.9.9.9"}, {"name": "y", "address": "10.9.9.9"}]}))
