@@ -16,10 +16,13 @@ use drover_store::entities::{
 };
 use drover_store::queries::{self, CountMode, DeviceFilter, DeviceSort, NewDevice};
 use drover_store::{TenantTx, timeseries};
+use poem::IntoResponse;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
-use poem_openapi::{Enum, Object, OpenApi};
+use poem_openapi::payload::{Json, Payload};
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry};
+use poem_openapi::types::Type;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, FromQueryResult, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect, Statement,
@@ -35,7 +38,10 @@ use crate::state::{ApiState, ConnectionTest, DeviceCall, DeviceCallError};
 /// Most devices one bulk request may add.
 pub const MAX_BULK: usize = 500;
 
-#[derive(Debug, Object)]
+// `Serialize` (used by the fleet list's `FastJson`) writes exactly what poem-openapi's
+// `ToJSON` writes: `None` fields left out, times as `DateTime::to_rfc3339`. (A plain comment:
+// a doc comment would become the schema's description in the spec.)
+#[derive(Debug, Object, serde::Serialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct Device {
     pub id: Uuid,
@@ -46,25 +52,118 @@ pub struct Device {
     pub tls_mode: String,
     /// `connecting`, `online`, `degraded`, `offline`, `auth_failed` or `quarantined`.
     pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339::option"
+    )]
     pub status_changed_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339::option"
+    )]
     pub last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_percent: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_percent: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_percent: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature_c: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub wireless_clients: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub uptime_s: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub routeros_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub board_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub serial_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub site_id: Option<Uuid>,
     /// `null`: the tenant's default interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub poll_interval_s: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
     pub tags: Vec<String>,
     pub groups: Vec<String>,
+    #[serde(serialize_with = "rfc3339::one")]
     pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Times as poem-openapi writes them (`to_rfc3339`: `+00:00`, not serde's `Z`).
+mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::Serializer;
+
+    pub(super) fn one<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339())
+    }
+
+    pub(super) fn option<S: Serializer>(
+        t: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => one(t, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// A JSON response serialised straight from `T`'s `serde::Serialize`, documented with `T`'s
+/// schema. poem-openapi's `Json` first builds a `serde_json::Value` tree (a map per object)
+/// and then writes it; for a page of 100 devices that tree was a tenth of the request's CPU.
+/// `T`'s `Serialize` must write what its `ToJSON` writes (a test compares them).
+#[derive(Debug)]
+pub struct FastJson<T>(pub T);
+
+impl<T: Type> Payload for FastJson<T> {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Type + serde::Serialize + Send> IntoResponse for FastJson<T> {
+    fn into_response(self) -> poem::Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(body) => poem::Response::builder()
+                .content_type(<Self as Payload>::CONTENT_TYPE)
+                .body(body),
+            Err(e) => ApiError::internal(format!("serialising the response: {e}")).into_response(),
+        }
+    }
+}
+
+impl<T: Type + serde::Serialize + Send> ApiResponse for FastJson<T> {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "",
+                status: Some(200),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: <Self as Payload>::CONTENT_TYPE,
+                    schema: <Self as Payload>::schema_ref(),
+                }],
+                headers: vec![],
+            }],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
 }
 
 fn device_dto(d: devices::Model, tags: Vec<String>, groups: Vec<String>) -> Device {
@@ -96,7 +195,7 @@ fn device_dto(d: devices::Model, tags: Vec<String>, groups: Vec<String>) -> Devi
     }
 }
 
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct DevicePage {
     pub items: Vec<Device>,
@@ -472,7 +571,7 @@ async fn find_device(tx: &TenantTx, id: Uuid) -> ApiResult<devices::Model> {
         .ok_or_else(|| ApiError::not_found("device"))
 }
 
-/// Tag and group names of a page of devices, in two queries.
+/// Tag and group names of a page of devices, in one query.
 async fn labels(
     tx: &TenantTx,
     ids: &[Uuid],
@@ -486,28 +585,23 @@ async fn labels(
     struct Label {
         device_id: Uuid,
         name: String,
+        is_group: bool,
     }
-    let tag_rows = Label::find_by_statement(Statement::from_sql_and_values(
+    let rows = Label::find_by_statement(Statement::from_sql_and_values(
         sea_orm::DbBackend::Postgres,
-        "SELECT a.device_id, t.name FROM device_tag_assignments a JOIN device_tags t ON t.id = a.tag_id \
-          WHERE a.device_id = ANY($1) ORDER BY t.name",
+        "SELECT a.device_id, t.name, false AS is_group FROM device_tag_assignments a \
+           JOIN device_tags t ON t.id = a.tag_id WHERE a.device_id = ANY($1) \
+         UNION ALL \
+         SELECT m.device_id, g.name, true FROM device_group_memberships m \
+           JOIN device_groups g ON g.id = m.group_id WHERE m.device_id = ANY($1) \
+         ORDER BY name",
         [ids.to_vec().into()],
     ))
     .all(tx.conn())
     .await?;
-    for r in tag_rows {
-        tags.entry(r.device_id).or_default().push(r.name);
-    }
-    let group_rows = Label::find_by_statement(Statement::from_sql_and_values(
-        sea_orm::DbBackend::Postgres,
-        "SELECT m.device_id, g.name FROM device_group_memberships m JOIN device_groups g ON g.id = m.group_id \
-          WHERE m.device_id = ANY($1) ORDER BY g.name",
-        [ids.to_vec().into()],
-    ))
-    .all(tx.conn())
-    .await?;
-    for r in group_rows {
-        groups.entry(r.device_id).or_default().push(r.name);
+    for r in rows {
+        let into = if r.is_group { &mut groups } else { &mut tags };
+        into.entry(r.device_id).or_default().push(r.name);
     }
     Ok((tags, groups))
 }
@@ -642,7 +736,7 @@ impl DevicesApi {
         #[oai(default, validator(maximum(value = "10000000")))] offset: Query<u64>,
         /// How `total` is computed: `bounded` (default), `exact`, `estimate` or `none`.
         count: Query<Option<CountParam>>,
-    ) -> ApiResult<Json<DevicePage>> {
+    ) -> ApiResult<FastJson<DevicePage>> {
         let t = state.scope(&auth, tenant_id.0, Role::Viewer).await?;
         let status = match status.0.as_deref().filter(|s| !s.is_empty()) {
             None => None,
@@ -680,7 +774,7 @@ impl DevicesApi {
                 .await?;
         let items = with_labels(&tx, page.items).await?;
         tx.commit().await?;
-        Ok(Json(DevicePage {
+        Ok(FastJson(DevicePage {
             items,
             total: page.total,
             total_is_exact: page.total_is_exact,
@@ -1355,6 +1449,64 @@ fn default_history() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample_device(full: bool) -> Device {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-12-04T11:30:05.123456+00:00")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        Device {
+            id: Uuid::from_u128(7),
+            name: "core \"rtr\" é\n1".into(),
+            address: "10.0.0.1".into(),
+            api_port: 8729,
+            tls_mode: "verify".into(),
+            status: "online".into(),
+            status_reason: full.then(|| "3 polls missed".into()),
+            status_changed_at: full.then_some(t),
+            last_seen_at: full.then_some(t),
+            cpu_percent: full.then_some(12.5),
+            memory_percent: full.then_some(40.0),
+            disk_percent: full.then_some(0.25),
+            temperature_c: full.then_some(-3.5),
+            wireless_clients: full.then_some(4),
+            uptime_s: full.then_some(86_400),
+            routeros_version: full.then(|| "7.16.1 (stable)".into()),
+            board_name: full.then(|| "RB5009UG+S+".into()),
+            serial_number: full.then(|| "HE0001".into()),
+            site_id: full.then(|| Uuid::from_u128(9)),
+            poll_interval_s: full.then_some(60),
+            notes: full.then(|| "rack 4".into()),
+            tags: if full {
+                vec!["core".into(), "lab".into()]
+            } else {
+                vec![]
+            },
+            groups: vec!["edge".into()],
+            created_at: t,
+        }
+    }
+
+    #[test]
+    fn the_fleet_list_json_is_what_poem_openapi_would_write() {
+        use poem_openapi::types::ToJSON;
+        let page = DevicePage {
+            items: vec![sample_device(true), sample_device(false)],
+            total: 1_100,
+            total_is_exact: false,
+            has_more: true,
+            limit: 2,
+            offset: 0,
+        };
+        let via_value = page.to_json().unwrap();
+        let direct: serde_json::Value =
+            serde_json::from_slice(&serde_json::to_vec(&page).unwrap()).unwrap();
+        assert_eq!(direct, via_value);
+        assert_eq!(
+            direct["items"][0]["last_seen_at"],
+            "2026-12-04T11:30:05.123456+00:00"
+        );
+        assert!(direct["items"][1].get("cpu_percent").is_none());
+    }
 
     fn cmd(path: &str, action: CommandAction) -> CommandBody {
         CommandBody {
