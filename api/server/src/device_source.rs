@@ -18,7 +18,9 @@ use drover_device::DeviceSpec;
 use drover_model::{DeviceId, TenantId};
 use drover_node::NodeMsg;
 use drover_store::PollerStore;
-use drover_store::crypto::{Envelope, device_credentials_for_poller};
+use drover_store::crypto::{
+    DeviceCredentials, Envelope, device_credentials_for_poller, devices_credentials_for_poller,
+};
 use drover_store::entities::devices;
 use ractor::ActorRef;
 use routeros_client::{Credentials, Fingerprint, TlsPolicy, Transport};
@@ -50,9 +52,12 @@ impl DeviceSource {
             let page = self.poller.devices_page(after, 1000).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.id);
+            let mut credentials =
+                devices_credentials_for_poller(&self.envelope, &self.poller, &page).await?;
             for row in page {
                 let tenant_default = intervals.get(&row.tenant_id).copied();
-                if let Some(spec) = self.spec(row, tenant_default).await? {
+                let creds = credentials.remove(&row.id).unwrap_or(Ok(None));
+                if let Some(spec) = self.spec(row, tenant_default, creds)? {
                     specs.push(spec);
                 }
             }
@@ -65,7 +70,9 @@ impl DeviceSource {
         match self.poller.device(id).await? {
             Some(row) => {
                 let tenant_default = self.poller.tenant_poll_interval(row.tenant_id).await?;
-                self.spec(row, tenant_default).await
+                let creds =
+                    device_credentials_for_poller(&self.envelope, &self.poller, row.id).await;
+                self.spec(row, tenant_default, creds)
             }
             None => Ok(None),
         }
@@ -75,14 +82,13 @@ impl DeviceSource {
     /// decrypt, or its TLS mode has no CA bundle). An error reading the database or the key
     /// backend fails the whole load, which is retried: a device must never be stopped
     /// because a read failed.
-    async fn spec(
+    fn spec(
         &self,
         row: devices::Model,
         tenant_default: Option<i32>,
+        credentials: drover_store::Result<Option<DeviceCredentials>>,
     ) -> anyhow::Result<Option<DeviceSpec>> {
-        let credentials = match device_credentials_for_poller(&self.envelope, &self.poller, row.id)
-            .await
-        {
+        let credentials = match credentials {
             Ok(Some(c)) => Credentials::new(
                 c.username.clone(),
                 String::from_utf8_lossy(c.password.expose()).into_owned(),

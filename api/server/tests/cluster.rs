@@ -160,10 +160,23 @@ async fn three_nodes_poll_3000_devices_once_per_interval_and_take_over_after_kil
         "{}",
         summary(&counts)
     );
-    let exactly = counts.iter().filter(|c| **c == 4).count();
+    // Once per interval, read from the spacing of consecutive polls (a count per fixed
+    // window also moves with lateness jitter at the window's edges): almost every device's
+    // polls are 0.7–1.3 intervals apart; the rest may have lost a slot to an overloaded
+    // node's skip, never gained one.
+    let regular = log.devices_with_spacing_within(
+        from,
+        from + INTERVAL * 4,
+        INTERVAL.mul_f64(0.7),
+        INTERVAL.mul_f64(1.3),
+    );
+    println!(
+        "devices whose polls were all 0.7-1.3 intervals apart: {regular} of {}",
+        counts.len()
+    );
     assert!(
-        exactly * 100 >= counts.len() * 95,
-        "only {exactly} devices polled exactly 4 times"
+        regular * 100 >= counts.len() * 98,
+        "only {regular} devices polled once per interval"
     );
     // One session per device: one node per device.
     let sessions: Vec<u64> = env

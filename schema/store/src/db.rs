@@ -508,6 +508,20 @@ impl PollerStore {
             .await?)
     }
 
+    /// The own credentials (encrypted) of those of `ids` that have one, in one query.
+    pub async fn device_credentials_of(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<Vec<device_credentials::Model>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(device_credentials::Entity::find()
+            .filter(device_credentials::Column::DeviceId.is_in(ids.iter().copied()))
+            .all(&self.db)
+            .await?)
+    }
+
     /// A credential profile (encrypted); decrypt with the profile id as record id.
     pub async fn credential_profile(&self, id: Uuid) -> Result<Option<credential_profiles::Model>> {
         Ok(credential_profiles::Entity::find_by_id(id)

@@ -8,7 +8,7 @@ use anyhow::ensure;
 use drover_migration::{MigrateOptions, RoleSpec, Roles};
 use drover_store::crypto::{
     DeviceCredentials, Envelope, LocalKek, Secret, device_credentials,
-    device_credentials_for_poller, set_device_credentials,
+    device_credentials_for_poller, devices_credentials_for_poller, set_device_credentials,
 };
 use drover_store::entities::{audit_log, devices};
 use drover_store::queries::{self, DeviceFilter, DeviceSort, NewDevice};
@@ -232,6 +232,25 @@ async fn credentials_are_bound_to_tenant_and_record() -> anyhow::Result<()> {
         r.is_err(),
         "cached plaintext served for a different ciphertext: {r:?}"
     );
+    // a full load reads them all at once, with the same answer per device: a bad one does
+    // not spoil the others
+    let page = poller.devices_page(None, 1000).await?;
+    let fresh = Envelope::new(Arc::new(LocalKek::new(KEY1, &[])?));
+    let all = devices_credentials_for_poller(&fresh, &poller, &page).await?;
+    ensure!(all.len() == 3, "{} answers", all.len());
+    ensure!(
+        all[&a1]
+            .as_ref()
+            .is_ok_and(|c| c.as_ref().is_some_and(|c| c.password.expose() == b"pw-a1")),
+        "a1: {:?}",
+        all[&a1]
+    );
+    ensure!(
+        matches!(all[&a2], Err(drover_store::Error::Decrypt)),
+        "a2: {:?}",
+        all[&a2]
+    );
+    ensure!(all[&b1].is_err(), "b1: {:?}", all[&b1]);
     Ok(())
 }
 
@@ -555,5 +574,32 @@ async fn poller_falls_back_to_the_devices_credential_profile() -> anyhow::Result
     let poller = PollerStore::connect(&StoreConfig::new(db.poller_url())).await?;
     let c = device_credentials_for_poller(&env, &poller, d.id).await?;
     ensure!(c.is_some_and(|c| c.password.expose() == b"from-profile"));
+
+    // the batched read of a full load: the profile's credentials once for every device
+    // using it, none for a device without credentials or profile
+    let tx = store.begin(a).await?;
+    let bare = queries::create_device(&tx, &NewDevice::new("bare", "10.0.0.10")).await?;
+    let d2 = queries::create_device(&tx, &NewDevice::new("p2", "10.0.0.11")).await?;
+    devices::Entity::update_many()
+        .col_expr(
+            devices::Column::CredentialProfileId,
+            sea_orm::sea_query::Expr::value(profile.id),
+        )
+        .filter(devices::Column::Id.eq(d2.id))
+        .exec(tx.conn())
+        .await?;
+    tx.commit().await?;
+    let page = poller.devices_page(None, 1000).await?;
+    let all = devices_credentials_for_poller(&env, &poller, &page).await?;
+    for id in [d.id, d2.id] {
+        ensure!(
+            all[&id].as_ref().is_ok_and(|c| c
+                .as_ref()
+                .is_some_and(|c| c.password.expose() == b"from-profile")),
+            "{id}: {:?}",
+            all[&id]
+        );
+    }
+    ensure!(matches!(all[&bare.id], Ok(None)), "{:?}", all[&bare.id]);
     Ok(())
 }

@@ -450,6 +450,29 @@ impl PollLog {
         out
     }
 
+    /// How many devices had at least two polls in `[from, to]`, every two consecutive
+    /// ones between `lo` and `hi` apart.
+    pub fn devices_with_spacing_within(
+        &self,
+        from: Instant,
+        to: Instant,
+        lo: Duration,
+        hi: Duration,
+    ) -> usize {
+        let polls = self.polls.lock().unwrap();
+        polls
+            .iter()
+            .filter(|p| {
+                let inside: Vec<&Instant> = p.iter().filter(|t| **t >= from && **t <= to).collect();
+                inside.len() >= 2
+                    && inside.windows(2).all(|w| {
+                        let d = w[1].duration_since(*w[0]);
+                        d >= lo && d <= hi
+                    })
+            })
+            .count()
+    }
+
     /// The longest time any device went without a poll within `[from, to]` (a device never
     /// polled in the window counts the whole window).
     pub fn max_gap(&self, from: Instant, to: Instant) -> (usize, Duration) {
