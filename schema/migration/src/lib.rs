@@ -28,6 +28,7 @@ mod m20261127_000001_initial;
 mod m20261127_000002_device_change_notify;
 mod m20261127_000003_tenant_poll_interval;
 mod m20261127_000004_auth_by_user_id;
+mod m20261204_000005_device_samples;
 
 /// The ordered, frozen list of drover's migrations.
 #[derive(Debug)]
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_device_change_notify::Migration),
             Box::new(m20261127_000003_tenant_poll_interval::Migration),
             Box::new(m20261127_000004_auth_by_user_id::Migration),
+            Box::new(m20261204_000005_device_samples::Migration),
         ]
     }
 }

@@ -10,8 +10,8 @@
 //! ```
 //!
 //! Options: `--devices N` (2000), `--tenants N` (1), `--rate SAMPLES_PER_S` (200000),
-//! `--seconds S` (20), `--interfaces N` per sample (2; each sample is 1 health row, N
-//! interface rows and 1 wireless row), `--writers N` and `--batch N` (the recorder's
+//! `--seconds S` (20), `--interfaces N` per sample (2; each sample is one `device_samples`
+//! row with N interfaces and the wireless figures), `--writers N` and `--batch N` (the recorder's
 //! defaults otherwise), `--pool N` connections (16). The database is reached as the
 //! superuser of `DROVER_TEST_PG_ADMIN_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`)
 //! to create it, then as drover's app role, exactly as a node writes. Nothing here is a gate:
@@ -180,7 +180,9 @@ async fn wal_lsn(mon: &mut PgConnection) -> anyhow::Result<f64> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let rows_per_sample = 2 + args.interfaces as u64;
+    // one device_samples row per sample since migration 5 (before: 1 health + N interface +
+    // 1 wireless row)
+    let rows_per_sample = 1u64;
     let db = TestDb::create().await?;
     eprintln!("database {}", db.name);
     let m = Maintenance::connect(&db.owner_url(), Retention::default()).await?;
@@ -301,19 +303,14 @@ async fn main() -> anyhow::Result<()> {
     let pg_all = pg.total(&mut su).await?;
     let wal = wal_lsn(&mut su).await? - wal0;
     let bytes: i64 = sqlx::query_scalar(
-        "SELECT sum(pg_total_relation_size(relid))::bigint FROM (
-           SELECT relid FROM pg_partition_tree('health_samples')
-           UNION ALL SELECT relid FROM pg_partition_tree('interface_samples')
-           UNION ALL SELECT relid FROM pg_partition_tree('wireless_samples')) p",
+        "SELECT sum(pg_total_relation_size(relid))::bigint
+           FROM pg_partition_tree('device_samples')",
     )
     .fetch_one(&mut su)
     .await?;
-    let rows: i64 = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM health_samples) + (SELECT count(*) FROM interface_samples)
-              + (SELECT count(*) FROM wireless_samples)",
-    )
-    .fetch_one(&mut su)
-    .await?;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM device_samples")
+        .fetch_one(&mut su)
+        .await?;
     h.close();
     let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
 

@@ -1,7 +1,8 @@
 //! The recorder's write path: device events (`MetricsSample`, `DeviceStatusChanged`) go into a
 //! bounded in-memory queue and a tokio task writes them in batches — one transaction per
 //! batch, multi-row `INSERT … SELECT FROM UNNEST(…)` per table and tenant, plus the
-//! denormalised last values on `devices`.
+//! denormalised last values on `devices`. A metrics sample is one `device_samples` row (its
+//! interfaces as parallel arrays, sent as array literals, one per sample and column).
 //!
 //! - **Several writers:** each round takes up to `batch_max × writers` events and writes them
 //!   as `writers` concurrent transactions (one pooled connection each), split by
@@ -396,6 +397,9 @@ fn fence(batch: Vec<Record>, cfg: &RecorderConfig, counters: &Counters) -> Vec<R
 // ------------------------------------------------------------------ sanitising
 
 const MAX_IFACE_NAME: usize = 255;
+/// Interfaces kept per sample (the rest are dropped and counted as clamped); the schema's
+/// CHECK allows 4,096, this keeps one row well below a megabyte.
+pub const MAX_INTERFACES: usize = 1024;
 const MAX_REASON: usize = 1000;
 const MAX_VERSION: usize = 64;
 const MAX_BOARD: usize = 128;
@@ -473,9 +477,7 @@ impl Clamp<'_> {
 #[derive(Default)]
 struct TenantBatch {
     devices: Vec<Uuid>,
-    health: HealthRows,
-    ifaces: IfaceRows,
-    wireless: WirelessRows,
+    samples: SampleRows,
     status: StatusRows,
     /// latest metrics per device (for the last-value update)
     last: HashMap<Uuid, LastValues>,
@@ -484,8 +486,11 @@ struct TenantBatch {
     metrics_events: u64,
 }
 
+/// `device_samples` columns, one element per sample. The interface columns hold PostgreSQL
+/// array literals (`{…}`), parsed by the server: per-row arrays cannot travel inside the
+/// `UNNEST` of a bound array otherwise.
 #[derive(Default)]
-struct HealthRows {
+struct SampleRows {
     device: Vec<Uuid>,
     time: Vec<DateTime<Utc>>,
     cpu: Vec<Option<f32>>,
@@ -493,27 +498,62 @@ struct HealthRows {
     disk: Vec<Option<f32>>,
     temp: Vec<Option<f32>>,
     uptime: Vec<Option<i64>>,
-}
-
-#[derive(Default)]
-struct IfaceRows {
-    device: Vec<Uuid>,
-    time: Vec<DateTime<Utc>>,
-    name: Vec<String>,
-    running: Vec<bool>,
-    rx: Vec<i64>,
-    tx: Vec<i64>,
-    rx_bps: Vec<Option<f64>>,
-    tx_bps: Vec<Option<f64>>,
-}
-
-#[derive(Default)]
-struct WirelessRows {
-    device: Vec<Uuid>,
-    time: Vec<DateTime<Utc>>,
-    clients: Vec<i32>,
+    clients: Vec<Option<i32>>,
     mean: Vec<Option<f32>>,
     min: Vec<Option<i32>>,
+    if_name: Vec<String>,
+    if_running: Vec<String>,
+    if_rx: Vec<String>,
+    if_tx: Vec<String>,
+    if_rx_bps: Vec<String>,
+    if_tx_bps: Vec<String>,
+}
+
+/// Builds one PostgreSQL array literal.
+struct ArrayLit(String);
+
+impl ArrayLit {
+    fn new() -> Self {
+        Self(String::from("{"))
+    }
+
+    fn sep(&mut self) {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+    }
+
+    /// A text element, always quoted (so `NULL`, spaces, braces and commas stay text).
+    fn text(&mut self, v: &str) {
+        self.sep();
+        self.0.push('"');
+        for ch in v.chars() {
+            if ch == '"' || ch == '\\' {
+                self.0.push('\\');
+            }
+            self.0.push(ch);
+        }
+        self.0.push('"');
+    }
+
+    fn raw(&mut self, v: impl std::fmt::Display) {
+        use std::fmt::Write;
+        self.sep();
+        let _ = write!(self.0, "{v}");
+    }
+
+    fn opt(&mut self, v: Option<f64>) {
+        match v {
+            // `{:e}` keeps huge values short; PostgreSQL parses it exactly
+            Some(x) => self.raw(format_args!("{x:e}")),
+            None => self.raw("NULL"),
+        }
+    }
+
+    fn finish(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
 }
 
 #[derive(Default)]
@@ -585,43 +625,74 @@ fn prepare(batch: Vec<Record>, cfg: &RecorderConfig, counters: &Counters) -> Pre
                         .map(|w| c.int("wireless.clients", u64::from(w.clients))),
                     uptime: m.uptime.map(|u| c.big("uptime", u)),
                 };
-                let h = &mut tb.health;
-                h.device.push(device);
-                h.time.push(m.timestamp);
-                h.cpu.push(lv.cpu);
-                h.mem.push(lv.mem);
-                h.disk.push(lv.disk);
-                h.temp.push(lv.temp);
-                h.uptime.push(lv.uptime);
-                for i in &m.interfaces {
-                    let f = &mut tb.ifaces;
-                    f.device.push(device);
-                    f.time.push(m.timestamp);
-                    f.name
-                        .push(c.text("interface name", &i.name, MAX_IFACE_NAME));
-                    f.running.push(i.running);
-                    f.rx.push(c.big("rx_bytes", i.rx_bytes));
-                    f.tx.push(c.big("tx_bytes", i.tx_bytes));
-                    f.rx_bps.push(c.finite_f64("rx_bps", i.rx_bps));
-                    f.tx_bps.push(c.finite_f64("tx_bps", i.tx_bps));
+                let r = &mut tb.samples;
+                r.device.push(device);
+                r.time.push(m.timestamp);
+                r.cpu.push(lv.cpu);
+                r.mem.push(lv.mem);
+                r.disk.push(lv.disk);
+                r.temp.push(lv.temp);
+                r.uptime.push(lv.uptime);
+                r.clients.push(lv.clients);
+                match &m.wireless {
+                    Some(w) => {
+                        r.mean.push(c.range_f32(
+                            "mean_signal_dbm",
+                            w.mean_signal_dbm,
+                            -200.0,
+                            50.0,
+                        ));
+                        r.min.push(w.min_signal_dbm.filter(|v| {
+                            let ok = (-200..=50).contains(v);
+                            if !ok {
+                                c.note(&format!(
+                                    "min_signal_dbm {v} outside -200..50; stored as NULL"
+                                ));
+                            }
+                            ok
+                        }));
+                    }
+                    None => {
+                        r.mean.push(None);
+                        r.min.push(None);
+                    }
                 }
-                if let Some(w) = &m.wireless {
-                    let wr = &mut tb.wireless;
-                    wr.device.push(device);
-                    wr.time.push(m.timestamp);
-                    wr.clients.push(lv.clients.unwrap_or(0));
-                    wr.mean
-                        .push(c.range_f32("mean_signal_dbm", w.mean_signal_dbm, -200.0, 50.0));
-                    wr.min.push(w.min_signal_dbm.filter(|v| {
-                        let ok = (-200..=50).contains(v);
-                        if !ok {
-                            c.note(&format!(
-                                "min_signal_dbm {v} outside -200..50; stored as NULL"
-                            ));
-                        }
-                        ok
-                    }));
+                let (mut name, mut running, mut rx, mut tx, mut rx_bps, mut tx_bps) = (
+                    ArrayLit::new(),
+                    ArrayLit::new(),
+                    ArrayLit::new(),
+                    ArrayLit::new(),
+                    ArrayLit::new(),
+                    ArrayLit::new(),
+                );
+                if m.interfaces.len() > MAX_INTERFACES {
+                    c.note(&format!(
+                        "{} interfaces in one sample; the first {MAX_INTERFACES} kept",
+                        m.interfaces.len()
+                    ));
                 }
+                let mut seen = std::collections::HashSet::new();
+                for i in m.interfaces.iter().take(MAX_INTERFACES) {
+                    let n = c.text("interface name", &i.name, MAX_IFACE_NAME);
+                    if !seen.insert(n.clone()) {
+                        c.note(&format!(
+                            "interface {n:?} listed twice in one sample; the first kept"
+                        ));
+                        continue;
+                    }
+                    name.text(&n);
+                    running.raw(if i.running { 't' } else { 'f' });
+                    rx.raw(c.big("rx_bytes", i.rx_bytes));
+                    tx.raw(c.big("tx_bytes", i.tx_bytes));
+                    rx_bps.opt(c.finite_f64("rx_bps", i.rx_bps));
+                    tx_bps.opt(c.finite_f64("tx_bps", i.tx_bps));
+                }
+                r.if_name.push(name.finish());
+                r.if_running.push(running.finish());
+                r.if_rx.push(rx.finish());
+                r.if_tx.push(tx.finish());
+                r.if_rx_bps.push(rx_bps.finish());
+                r.if_tx_bps.push(tx_bps.finish());
                 match tb.last.get(&device) {
                     Some(prev) if prev.time > lv.time => {}
                     _ => {
@@ -761,29 +832,18 @@ async fn write_one_by_one(pool: &PgPool, p: &Prepared, cfg: &RecorderConfig, cou
     }
 }
 
-macro_rules! health_insert {
+macro_rules! sample_insert {
     () => {
-        "INSERT INTO health_samples (tenant_id, device_id, time, cpu_percent, memory_percent, \
-           disk_percent, temperature_c, uptime_s) \
-         SELECT $1, * FROM UNNEST($2::uuid[], $3::timestamptz[], $4::real[], $5::real[], \
-           $6::real[], $7::real[], $8::bigint[])"
-    };
-}
-
-macro_rules! interface_insert {
-    () => {
-        "INSERT INTO interface_samples (tenant_id, device_id, time, name, running, rx_bytes, \
-           tx_bytes, rx_bps, tx_bps) \
-         SELECT $1, * FROM UNNEST($2::uuid[], $3::timestamptz[], $4::text[], $5::bool[], \
-           $6::bigint[], $7::bigint[], $8::float8[], $9::float8[])"
-    };
-}
-
-macro_rules! wireless_insert {
-    () => {
-        "INSERT INTO wireless_samples (tenant_id, device_id, time, clients, mean_signal_dbm, \
-           min_signal_dbm) \
-         SELECT $1, * FROM UNNEST($2::uuid[], $3::timestamptz[], $4::int[], $5::real[], $6::int[])"
+        "INSERT INTO device_samples (tenant_id, device_id, time, cpu_percent, memory_percent, \
+           disk_percent, temperature_c, uptime_s, wireless_clients, wireless_mean_signal_dbm, \
+           wireless_min_signal_dbm, if_name, if_running, if_rx_bytes, if_tx_bytes, if_rx_bps, \
+           if_tx_bps) \
+         SELECT $1, d, t, cpu, mem, disk, temp, up, cl, mean, min, n::text[], r::bool[], \
+           rx::bigint[], tx::bigint[], rxb::float8[], txb::float8[] \
+         FROM UNNEST($2::uuid[], $3::timestamptz[], $4::real[], $5::real[], $6::real[], \
+           $7::real[], $8::bigint[], $9::int[], $10::real[], $11::int[], $12::text[], \
+           $13::text[], $14::text[], $15::text[], $16::text[], $17::text[]) \
+           AS v(d, t, cpu, mem, disk, temp, up, cl, mean, min, n, r, rx, tx, rxb, txb)"
     };
 }
 
@@ -823,62 +883,34 @@ async fn write_batch(
                     "recorder: events rejected: device unknown in this tenant");
             }
         }
-        let h = &tb.health;
-        let keep: Vec<usize> = (0..h.device.len()).filter(|&i| ok(&h.device[i])).collect();
+        let r = &tb.samples;
+        let keep: Vec<usize> = (0..r.device.len()).filter(|&i| ok(&r.device[i])).collect();
         if !keep.is_empty() {
             sqlx::query(if idempotent {
-                concat!(health_insert!(), " ON CONFLICT DO NOTHING")
+                concat!(sample_insert!(), " ON CONFLICT DO NOTHING")
             } else {
-                health_insert!()
+                sample_insert!()
             })
             .bind(tenant.0)
-            .bind(pick(&h.device, &keep))
-            .bind(pick(&h.time, &keep))
-            .bind(pick(&h.cpu, &keep))
-            .bind(pick(&h.mem, &keep))
-            .bind(pick(&h.disk, &keep))
-            .bind(pick(&h.temp, &keep))
-            .bind(pick(&h.uptime, &keep))
+            .bind(pick(&r.device, &keep))
+            .bind(pick(&r.time, &keep))
+            .bind(pick(&r.cpu, &keep))
+            .bind(pick(&r.mem, &keep))
+            .bind(pick(&r.disk, &keep))
+            .bind(pick(&r.temp, &keep))
+            .bind(pick(&r.uptime, &keep))
+            .bind(pick(&r.clients, &keep))
+            .bind(pick(&r.mean, &keep))
+            .bind(pick(&r.min, &keep))
+            .bind(pick(&r.if_name, &keep))
+            .bind(pick(&r.if_running, &keep))
+            .bind(pick(&r.if_rx, &keep))
+            .bind(pick(&r.if_tx, &keep))
+            .bind(pick(&r.if_rx_bps, &keep))
+            .bind(pick(&r.if_tx_bps, &keep))
             .execute(&mut *tx)
             .await?;
             written_metrics += keep.len() as u64;
-        }
-        let f = &tb.ifaces;
-        let keep: Vec<usize> = (0..f.device.len()).filter(|&i| ok(&f.device[i])).collect();
-        if !keep.is_empty() {
-            sqlx::query(if idempotent {
-                concat!(interface_insert!(), " ON CONFLICT DO NOTHING")
-            } else {
-                interface_insert!()
-            })
-            .bind(tenant.0)
-            .bind(pick(&f.device, &keep))
-            .bind(pick(&f.time, &keep))
-            .bind(pick(&f.name, &keep))
-            .bind(pick(&f.running, &keep))
-            .bind(pick(&f.rx, &keep))
-            .bind(pick(&f.tx, &keep))
-            .bind(pick(&f.rx_bps, &keep))
-            .bind(pick(&f.tx_bps, &keep))
-            .execute(&mut *tx)
-            .await?;
-        }
-        let w = &tb.wireless;
-        let keep: Vec<usize> = (0..w.device.len()).filter(|&i| ok(&w.device[i])).collect();
-        if !keep.is_empty() {
-            sqlx::query(if idempotent {
-                concat!(wireless_insert!(), " ON CONFLICT DO NOTHING")
-            } else {
-                wireless_insert!()
-            })
-            .bind(tenant.0)
-            .bind(pick(&w.device, &keep))
-            .bind(pick(&w.time, &keep))
-            .bind(pick(&w.clients, &keep))
-            .bind(pick(&w.mean, &keep))
-            .bind(pick(&w.min, &keep))
-            .execute(&mut *tx)
-            .await?;
         }
         let s = &tb.status;
         let keep: Vec<usize> = (0..s.device.len()).filter(|&i| ok(&s.device[i])).collect();

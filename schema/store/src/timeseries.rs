@@ -2,6 +2,10 @@
 //! ([`Maintenance`], run as the owner role), and range queries with an automatic bucket size
 //! that let PostgreSQL prune partitions ([`health_series`], [`interface_series`],
 //! [`wireless_series`]).
+//!
+//! Samples live in `device_samples`, one row per device poll (interfaces as parallel arrays,
+//! migration 5). Rows written before migration 5 stay in the read-only `*_v1` tables until
+//! retention drops their partitions; the range queries read both.
 
 use std::fmt;
 
@@ -14,9 +18,18 @@ use uuid::Uuid;
 
 use crate::{Result, TenantTx};
 
-/// The partitioned tables, all `PARTITION BY RANGE (time)` with one partition per UTC day.
-pub const PARTITIONED_TABLES: &[&str] =
-    &["health_samples", "interface_samples", "wireless_samples"];
+/// The partitioned tables the recorder writes, all `PARTITION BY RANGE (time)` with one
+/// partition per UTC day: partitions are created ahead and dropped past retention.
+pub const PARTITIONED_TABLES: &[&str] = &["device_samples"];
+
+/// The tables of the schema before migration 5 (one row per health, interface and wireless
+/// figure), read-only since: nothing creates partitions for them any more, and their
+/// partitions are dropped past retention like the others, so they empty themselves.
+pub const LEGACY_PARTITIONED_TABLES: &[&str] = &[
+    "health_samples_v1",
+    "interface_samples_v1",
+    "wireless_samples_v1",
+];
 
 /// How far back data is kept and how far ahead partitions exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,10 +148,14 @@ impl Maintenance {
         let today = now.date_naive();
         let first = today - ChronoDuration::days(i64::from(self.retention.days));
         let last = today + ChronoDuration::days(i64::from(self.retention.ahead_days));
-        for table in PARTITIONED_TABLES {
+        let tables = PARTITIONED_TABLES
+            .iter()
+            .map(|t| (t, true))
+            .chain(LEGACY_PARTITIONED_TABLES.iter().map(|t| (t, false)));
+        for (table, create) in tables {
             let existing = partitions_of(&tx, table).await?;
             let mut day = first;
-            while day <= last {
+            while create && day <= last {
                 let name = partition_name(table, day);
                 if !existing.contains(&name) {
                     create_partition(&tx, table, day).await?;
@@ -268,16 +285,66 @@ fn interval_literal(d: ChronoDuration) -> String {
     format!("{} seconds", d.num_seconds())
 }
 
-/// The SQL of [`health_series`] (exposed so tests can `EXPLAIN` it).
+const ORIGIN: &str = "TIMESTAMPTZ '2000-01-01 00:00:00+00'";
+
+/// The SQL of [`health_series`] (exposed so tests can `EXPLAIN` it). Both branches carry the
+/// literal bounds, so each prunes its own partitions.
 pub fn health_series_sql(bucket: ChronoDuration) -> String {
     format!(
-        "SELECT date_bin('{b}'::interval, time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, \
+        "SELECT date_bin('{b}'::interval, time, {ORIGIN}) AS bucket, \
                 count(*) AS samples, \
                 avg(cpu_percent)::float8 AS cpu_avg, max(cpu_percent)::float8 AS cpu_max, \
                 avg(memory_percent)::float8 AS memory_avg, avg(disk_percent)::float8 AS disk_avg, \
                 max(temperature_c)::float8 AS temperature_max \
-           FROM health_samples \
-          WHERE device_id = $1 AND time >= $2 AND time < $3 \
+           FROM (SELECT time, cpu_percent, memory_percent, disk_percent, temperature_c \
+                   FROM device_samples \
+                  WHERE device_id = $1 AND time >= $2 AND time < $3 \
+                 UNION ALL \
+                 SELECT time, cpu_percent, memory_percent, disk_percent, temperature_c \
+                   FROM health_samples_v1 \
+                  WHERE device_id = $1 AND time >= $2 AND time < $3) s \
+          GROUP BY 1 ORDER BY 1",
+        b = interval_literal(bucket)
+    )
+}
+
+/// The SQL of [`interface_series`]: the interface arrays of each sample unnested, plus the
+/// rows written before migration 5.
+pub fn interface_series_sql(bucket: ChronoDuration) -> String {
+    format!(
+        "SELECT date_bin('{b}'::interval, time, {ORIGIN}) AS bucket, \
+                name, count(*) AS samples, \
+                avg(rx_bps) AS rx_bps_avg, avg(tx_bps) AS tx_bps_avg, \
+                max(rx_bps) AS rx_bps_max, max(tx_bps) AS tx_bps_max \
+           FROM (SELECT d.time, i.name, i.rx_bps, i.tx_bps \
+                   FROM device_samples d \
+                  CROSS JOIN LATERAL unnest(d.if_name, d.if_rx_bps, d.if_tx_bps) \
+                        AS i(name, rx_bps, tx_bps) \
+                  WHERE d.device_id = $1 AND d.time >= $2 AND d.time < $3 \
+                 UNION ALL \
+                 SELECT time, name, rx_bps, tx_bps \
+                   FROM interface_samples_v1 \
+                  WHERE device_id = $1 AND time >= $2 AND time < $3) s \
+          GROUP BY 1, 2 ORDER BY 2, 1",
+        b = interval_literal(bucket)
+    )
+}
+
+/// The SQL of [`wireless_series`]: samples that carried wireless figures.
+pub fn wireless_series_sql(bucket: ChronoDuration) -> String {
+    format!(
+        "SELECT date_bin('{b}'::interval, time, {ORIGIN}) AS bucket, \
+                count(*) AS samples, avg(clients)::float8 AS clients_avg, \
+                max(clients) AS clients_max, avg(mean_signal_dbm)::float8 AS signal_avg \
+           FROM (SELECT time, wireless_clients AS clients, \
+                        wireless_mean_signal_dbm AS mean_signal_dbm \
+                   FROM device_samples \
+                  WHERE device_id = $1 AND time >= $2 AND time < $3 \
+                    AND wireless_clients IS NOT NULL \
+                 UNION ALL \
+                 SELECT time, clients, mean_signal_dbm \
+                   FROM wireless_samples_v1 \
+                  WHERE device_id = $1 AND time >= $2 AND time < $3) s \
           GROUP BY 1 ORDER BY 1",
         b = interval_literal(bucket)
     )
@@ -310,16 +377,7 @@ pub async fn interface_series(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<InterfaceBucket>> {
-    let b = interval_literal(bucket_for_range(from, to));
-    let sql = format!(
-        "SELECT date_bin('{b}'::interval, time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, \
-                name, count(*) AS samples, \
-                avg(rx_bps) AS rx_bps_avg, avg(tx_bps) AS tx_bps_avg, \
-                max(rx_bps) AS rx_bps_max, max(tx_bps) AS tx_bps_max \
-           FROM interface_samples \
-          WHERE device_id = $1 AND time >= $2 AND time < $3 \
-          GROUP BY 1, 2 ORDER BY 2, 1"
-    );
+    let sql = interface_series_sql(bucket_for_range(from, to));
     Ok(
         InterfaceBucket::find_by_statement(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -338,15 +396,7 @@ pub async fn wireless_series(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<WirelessBucket>> {
-    let b = interval_literal(bucket_for_range(from, to));
-    let sql = format!(
-        "SELECT date_bin('{b}'::interval, time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, \
-                count(*) AS samples, avg(clients)::float8 AS clients_avg, \
-                max(clients) AS clients_max, avg(mean_signal_dbm)::float8 AS signal_avg \
-           FROM wireless_samples \
-          WHERE device_id = $1 AND time >= $2 AND time < $3 \
-          GROUP BY 1 ORDER BY 1"
-    );
+    let sql = wireless_series_sql(bucket_for_range(from, to));
     Ok(
         WirelessBucket::find_by_statement(Statement::from_sql_and_values(
             DbBackend::Postgres,

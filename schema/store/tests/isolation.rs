@@ -130,10 +130,13 @@ async fn seed(su: &mut PgConnection, tenant: Uuid) -> anyhow::Result<Ids> {
          INSERT INTO device_group_memberships VALUES ('{d}', '{g}');
          INSERT INTO device_tag_assignments VALUES ('{d}', '{tg}');
          INSERT INTO device_status_history (tenant_id, device_id, status, at) VALUES ('{t}', '{d}', 'online', now());
-         INSERT INTO health_samples (tenant_id, device_id, time, cpu_percent) VALUES ('{t}', '{d}', now(), 1);
-         INSERT INTO interface_samples (tenant_id, device_id, time, name, running, rx_bytes, tx_bytes)
+         INSERT INTO device_samples (tenant_id, device_id, time, cpu_percent, wireless_clients,
+                if_name, if_running, if_rx_bytes, if_tx_bytes, if_rx_bps, if_tx_bps)
+              VALUES ('{t}', '{d}', now(), 1, 1, '{{ether1}}', '{{t}}', '{{1}}', '{{1}}', '{{NULL}}', '{{NULL}}');
+         INSERT INTO health_samples_v1 (tenant_id, device_id, time, cpu_percent) VALUES ('{t}', '{d}', now(), 1);
+         INSERT INTO interface_samples_v1 (tenant_id, device_id, time, name, running, rx_bytes, tx_bytes)
               VALUES ('{t}', '{d}', now(), 'ether1', true, 1, 1);
-         INSERT INTO wireless_samples (tenant_id, device_id, time, clients) VALUES ('{t}', '{d}', now(), 1);
+         INSERT INTO wireless_samples_v1 (tenant_id, device_id, time, clients) VALUES ('{t}', '{d}', now(), 1);
          INSERT INTO notification_channels (id, tenant_id, name, channel_type) VALUES ('{c}', '{t}', 'n', 'email');
          INSERT INTO alert_rules (id, tenant_id, name, metric, operator, threshold) VALUES ('{r}', '{t}', 'r', 'cpu', '>', 90);
          INSERT INTO alert_rule_channels VALUES ('{r}', '{c}');
@@ -215,6 +218,22 @@ async fn prepare() -> anyhow::Result<(TestDb, Ids, Ids)> {
     let m = Maintenance::connect(&db.owner_url(), Retention::default()).await?;
     m.run(Utc::now()).await?;
     m.close().await;
+    // The pre-migration-5 tables get no new partitions; give them today's, as a database
+    // upgraded from before migration 5 has, so their isolation is checked with rows in them.
+    let mut owner = PgConnection::connect(&db.owner_url()).await?;
+    for t in drover_store::timeseries::LEGACY_PARTITIONED_TABLES {
+        let day = Utc::now().date_naive();
+        let p = drover_store::timeseries::partition_name(t, day);
+        owner
+            .execute(AssertSqlSafe(format!(
+                "CREATE TABLE \"{p}\" PARTITION OF {t} FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00');
+                 ALTER TABLE \"{p}\" ENABLE ROW LEVEL SECURITY;
+                 ALTER TABLE \"{p}\" FORCE ROW LEVEL SECURITY;",
+                next = day + chrono::Duration::days(1)
+            )))
+            .await?;
+    }
+    owner.close().await?;
     let mut su = PgConnection::connect(&db.superuser_url()).await?;
     let a = seed(&mut su, Uuid::new_v4()).await?;
     let b = seed(&mut su, Uuid::new_v4()).await?;

@@ -23,35 +23,32 @@ async fn partitions_are_created_ahead_and_dropped_past_retention() -> anyhow::Re
     let m = Maintenance::connect(&db.owner_url(), retention).await?;
     let now = Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap();
     let r = m.run(now).await?;
-    ensure!(r.created.len() == 3 * 8, "created {}", r.created.len()); // 5 back + today + 2 ahead
+    ensure!(r.created.len() == 8, "created {}", r.created.len()); // 5 back + today + 2 ahead
     ensure!(r.dropped.is_empty());
     // a second run is a no-op
     ensure!(m.run(now).await? == Default::default());
     // write a row into the oldest partition, then move 3 days on
     let mut su = PgConnection::connect(&db.superuser_url()).await?;
     su.execute(
-        "INSERT INTO health_samples (tenant_id, device_id, time, cpu_percent)
+        "INSERT INTO device_samples (tenant_id, device_id, time, cpu_percent)
          VALUES (gen_random_uuid(), gen_random_uuid(), '2026-03-05 01:00+00', 1)",
     )
     .await?;
     let later = now + Duration::days(3);
     let r = m.run(later).await?;
-    let oldest = partition_name("health_samples", now.date_naive() - Duration::days(5));
+    let oldest = partition_name("device_samples", now.date_naive() - Duration::days(5));
     ensure!(r.dropped.contains(&oldest), "{:?}", r.dropped);
-    ensure!(
-        r.dropped.len() == 3 * 3 && r.created.len() == 3 * 3,
-        "{r:?}"
-    );
+    ensure!(r.dropped.len() == 3 && r.created.len() == 3, "{r:?}");
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM health_samples")
         .fetch_one(&mut su)
         .await?;
     ensure!(left == 0, "the expired row went with its partition");
-    let parts = m.partitions_of("health_samples").await?;
+    let parts = m.partitions_of("device_samples").await?;
     ensure!(parts.len() == 8);
     ensure!(
         parts.last()
             == Some(&partition_name(
-                "health_samples",
+                "device_samples",
                 later.date_naive() + Duration::days(2)
             ))
     );
@@ -87,15 +84,15 @@ async fn month_range_query_prunes_partitions_and_buckets() -> anyhow::Result<()>
     let mut su = PgConnection::connect(&db.superuser_url()).await?;
     let started = Instant::now();
     su.execute(AssertSqlSafe(format!(
-        "INSERT INTO health_samples (tenant_id, device_id, time, cpu_percent, memory_percent)
+        "INSERT INTO device_samples (tenant_id, device_id, time, cpu_percent, memory_percent)
          SELECT '{tenant}', ('00000000-0000-0000-0000-' || lpad(d::text, 12, '0'))::uuid, t,
                 (extract(epoch FROM t)::bigint % 100), 50
            FROM generate_series(1, {devices}) d,
                 generate_series(date_trunc('day', now()) - interval '60 days', now(), interval '5 minutes') t"
     )))
     .await?;
-    su.execute("ANALYZE health_samples").await?;
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM health_samples")
+    su.execute("ANALYZE device_samples").await?;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM device_samples")
         .fetch_one(&mut su)
         .await?;
     eprintln!("loaded {rows} health rows in {:?}", started.elapsed());
@@ -125,10 +122,10 @@ async fn month_range_query_prunes_partitions_and_buckets() -> anyhow::Result<()>
     let scanned: std::collections::BTreeSet<&str> = plan
         .iter()
         .flat_map(|l| l.split_whitespace())
-        .filter_map(|w| w.strip_prefix("health_samples_p"))
+        .filter_map(|w| w.strip_prefix("device_samples_p"))
         .filter(|rest| rest.len() == 8 && rest.bytes().all(|b| b.is_ascii_digit()))
         .collect();
-    let total = m.partitions_of("health_samples").await?.len();
+    let total = m.partitions_of("device_samples").await?.len();
     eprintln!("month query scans {} of {total} partitions", scanned.len());
     ensure!(
         (30..=32).contains(&scanned.len()),
@@ -216,10 +213,10 @@ async fn concurrent_maintenance_runs_serialise_and_create_each_partition_once() 
         "some partitions were reported created twice"
     );
     ensure!(
-        created.len() == 3 * per_table,
+        created.len() == timeseries::PARTITIONED_TABLES.len() * per_table,
         "{} partitions created, expected {}",
         created.len(),
-        3 * per_table
+        timeseries::PARTITIONED_TABLES.len() * per_table
     );
     let m = Maintenance::connect(&db.owner_url(), retention).await?;
     for table in timeseries::PARTITIONED_TABLES {
