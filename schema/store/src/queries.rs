@@ -5,8 +5,8 @@
 use sea_orm::sea_query::extension::postgres::PgExpr;
 use sea_orm::sea_query::{Alias, Expr, Func, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    Order, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr,
+    EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 use uuid::Uuid;
 
@@ -190,6 +190,73 @@ async fn estimate_matches(tx: &TenantTx, cond: Condition) -> Result<u64> {
         .map_or(0, |r| r.max(0.0).round() as u64))
 }
 
+/// The columns of a fleet-list page, in the order [`device_by_position`] reads them.
+const PAGE_COLUMNS: [devices::Column; 26] = {
+    use devices::Column as C;
+    [
+        C::Id,
+        C::TenantId,
+        C::Name,
+        C::Address,
+        C::ApiPort,
+        C::TlsMode,
+        C::PinnedFingerprint,
+        C::PollIntervalS,
+        C::SiteId,
+        C::CredentialProfileId,
+        C::Status,
+        C::StatusReason,
+        C::StatusChangedAt,
+        C::LastSeenAt,
+        C::LastCpuPercent,
+        C::LastMemoryPercent,
+        C::LastDiskPercent,
+        C::LastTemperatureC,
+        C::LastWirelessClients,
+        C::UptimeS,
+        C::RouterosVersion,
+        C::BoardName,
+        C::SerialNumber,
+        C::Notes,
+        C::CreatedAt,
+        C::UpdatedAt,
+    ]
+};
+
+/// A device row selected with [`PAGE_COLUMNS`], decoded by column position. sea-orm's
+/// by-name decoding formats each column's name into a new `String` and looks it up, for every
+/// field of every row: a fifth of the fleet list's CPU before this.
+fn device_by_position(r: &sea_orm::QueryResult) -> std::result::Result<devices::Model, DbErr> {
+    Ok(devices::Model {
+        id: r.try_get_by_index(0)?,
+        tenant_id: r.try_get_by_index(1)?,
+        name: r.try_get_by_index(2)?,
+        address: r.try_get_by_index(3)?,
+        api_port: r.try_get_by_index(4)?,
+        tls_mode: r.try_get_by_index(5)?,
+        pinned_fingerprint: r.try_get_by_index(6)?,
+        poll_interval_s: r.try_get_by_index(7)?,
+        site_id: r.try_get_by_index(8)?,
+        credential_profile_id: r.try_get_by_index(9)?,
+        status: r.try_get_by_index(10)?,
+        status_reason: r.try_get_by_index(11)?,
+        status_changed_at: r.try_get_by_index(12)?,
+        last_seen_at: r.try_get_by_index(13)?,
+        last_cpu_percent: r.try_get_by_index(14)?,
+        last_memory_percent: r.try_get_by_index(15)?,
+        last_disk_percent: r.try_get_by_index(16)?,
+        last_temperature_c: r.try_get_by_index(17)?,
+        last_wireless_clients: r.try_get_by_index(18)?,
+        uptime_s: r.try_get_by_index(19)?,
+        routeros_version: r.try_get_by_index(20)?,
+        board_name: r.try_get_by_index(21)?,
+        serial_number: r.try_get_by_index(22)?,
+        notes: r.try_get_by_index(23)?,
+        created_at: r.try_get_by_index(24)?,
+        updated_at: r.try_get_by_index(25)?,
+    })
+}
+
 /// The fleet list: devices of the transaction's tenant matching `filter`, sorted, one page,
 /// with a `total` computed as `count` says.
 ///
@@ -212,14 +279,20 @@ pub async fn list_devices_counted(
         DeviceSort::Status => devices::Column::Status,
         DeviceSort::LastSeen => devices::Column::LastSeenAt,
     };
-    let mut items = devices::Entity::find()
+    let page = devices::Entity::find()
+        .select_only()
+        .columns(PAGE_COLUMNS)
         .filter(cond.clone())
         .order_by(col, order.clone())
         .order_by(devices::Column::Id, order)
         .offset(offset)
-        .limit(limit + 1)
-        .all(tx.conn())
-        .await?;
+        .limit(limit + 1);
+    let stmt = tx.conn().get_database_backend().build(&page.into_query());
+    let rows = tx.conn().query_all_raw(stmt).await?;
+    let mut items = rows
+        .iter()
+        .map(device_by_position)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let has_more = items.len() as u64 > limit;
     items.truncate(limit as usize);
     let seen = offset + items.len() as u64;

@@ -172,3 +172,42 @@ async fn small_results_and_last_pages_are_exact_in_every_mode() -> anyhow::Resul
     ensure!(p.items.is_empty() && !p.total_is_exact && !p.has_more);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_listed_device_has_every_field_the_store_holds() -> anyhow::Result<()> {
+    use drover_store::entities::devices;
+    use sea_orm::EntityTrait;
+    let (db, store, a) = fleet(3).await?;
+    let mut su = PgConnection::connect(&db.superuser_url()).await?;
+    su.execute(AssertSqlSafe(format!(
+        "UPDATE devices SET pinned_fingerprint = repeat('ab', 32), poll_interval_s = 30,
+                status_reason = 'slow', status_changed_at = now() - interval '1 hour',
+                last_seen_at = now(), last_cpu_percent = 12.5, last_memory_percent = 40.25,
+                last_disk_percent = 3, last_temperature_c = -4.5, last_wireless_clients = 7,
+                uptime_s = 86400, routeros_version = '7.16.1 (stable)', board_name = 'RB5009',
+                serial_number = 'HE1', notes = 'rack 4'
+          WHERE tenant_id = '{a}' AND name = 'router-00002'"
+    )))
+    .await?;
+    let p = page(
+        &store,
+        a,
+        &DeviceFilter::default(),
+        0,
+        10,
+        CountMode::Bounded,
+    )
+    .await?;
+    ensure!(p.items.len() == 3 && p.total_is_exact && p.total == 3);
+    let tx = store.begin(a).await?;
+    for listed in &p.items {
+        let stored = devices::Entity::find_by_id(listed.id)
+            .one(tx.conn())
+            .await?
+            .expect("listed device exists");
+        ensure!(*listed == stored, "listed {listed:?}\nstored {stored:?}");
+    }
+    ensure!(p.items[1].notes.as_deref() == Some("rack 4"));
+    ensure!(p.items[1].last_temperature_c == Some(-4.5));
+    Ok(())
+}
