@@ -1,6 +1,7 @@
 //! sea-orm entities: one module per table, describing the schema as migrations left it.
-//! Time-series tables (`health_samples`, `interface_samples`, `wireless_samples`) have no
-//! entities: they are written by the recorder and read through `timeseries`.
+//! The time-series table (`device_samples`, one row per poll; the read-only `*_v1` tables and
+//! the compatibility views over both) has no entity: it is written by the recorder and read
+//! through `timeseries`.
 
 pub mod alert_events;
 pub mod alert_rule_channels;
