@@ -287,6 +287,9 @@ async fn read_until_done(
 }
 
 /// Bytes received and not yet decoded, with the sentence decoder that reads them.
+/// What an idle session's read buffer holds while it waits for the next reply.
+const IDLE_READ: usize = 256;
+
 #[derive(Debug)]
 pub(crate) struct ReadBuffer {
     data: Vec<u8>,
@@ -331,9 +334,7 @@ impl ReadBuffer {
                 self.data.drain(..self.start);
                 self.start = 0;
             }
-            if self.data.capacity() - self.data.len() < 512 {
-                self.data.reserve(self.data.len().max(4096));
-            }
+            self.grow_for_read();
             let n = stream
                 .read_buf(&mut self.data)
                 .await
@@ -352,10 +353,82 @@ impl ReadBuffer {
         }
     }
 
+    /// Room for the next read. An empty buffer (an idle session waiting for its next
+    /// reply, thousands of them per node) gets only [`IDLE_READ`] bytes; a reply that
+    /// spans reads grows it by at least 4 KiB at a time.
+    fn grow_for_read(&mut self) {
+        let free = self.data.capacity() - self.data.len();
+        if self.data.is_empty() {
+            if free == 0 {
+                self.data.reserve_exact(IDLE_READ);
+            }
+        } else if free < 512 {
+            self.data.reserve(self.data.len().max(4096));
+        }
+    }
+
     pub(crate) fn release_memory(&mut self) {
         if self.start == self.data.len() {
             self.data = Vec::new();
             self.start = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One `!done` reply with a tag, as the wire carries it.
+    fn done_reply(tag: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for word in ["!done".to_owned(), format!(".tag={tag}")] {
+            out.push(word.len() as u8);
+            out.extend_from_slice(word.as_bytes());
+        }
+        out.push(0);
+        out
+    }
+
+    #[tokio::test]
+    async fn an_idle_session_waits_with_a_small_buffer_and_a_long_reply_still_reads() {
+        let mut buffer = ReadBuffer::new(Limits::default());
+        // Between polls: released, then the wait for the next reply holds IDLE_READ bytes.
+        buffer.release_memory();
+        assert_eq!(buffer.data.capacity(), 0);
+        buffer.grow_for_read();
+        assert!(
+            buffer.data.capacity() <= IDLE_READ * 2,
+            "{}",
+            buffer.data.capacity()
+        );
+
+        // A reply much longer than the idle buffer, then a second one, both arrive whole.
+        let mut long = Vec::new();
+        for i in 0..200 {
+            let word = format!("=k{i:03}={}", "x".repeat(100));
+            long.push(word.len() as u8);
+            long.extend_from_slice(word.as_bytes());
+        }
+        long.push(0);
+        let mut wire = vec![];
+        wire.extend_from_slice(&[3, b'!', b'r', b'e']);
+        wire.extend_from_slice(&long);
+        wire.extend_from_slice(&done_reply("7"));
+        let mut reader: &[u8] = &wire;
+        let first = buffer
+            .next_reply(&mut reader)
+            .await
+            .expect("the long reply");
+        assert_eq!(first.kind, ReplyKind::Re);
+        assert_eq!(first.attributes.len(), 200);
+        assert_eq!(first.attributes.get("k199").map(str::len), Some(100));
+        let second = buffer
+            .next_reply(&mut reader)
+            .await
+            .expect("the done reply");
+        assert_eq!(second.tag.as_deref(), Some("7"));
+        buffer.release_memory();
+        assert_eq!(buffer.data.capacity(), 0);
     }
 }
