@@ -677,10 +677,10 @@ impl DeviceState {
         results: Vec<Result<routeros_client::Response, ClientError>>,
         started: Instant,
     ) {
-        // The poll's task may have started well after it was sent to it (a busy runtime):
-        // the spacing to the next poll counts from when it really went out.
-        // A poll that left late may reach the device as late as its reply (a new session's
-        // first poll can queue behind a storm of handshakes on the device side).
+        // The spacing to the next poll counts from when this one really went out (its task
+        // may have started well after it was sent to it), or, if it left late, from its
+        // reply: it may have reached the device that late (a new session's first poll can
+        // queue behind a storm of handshakes on the device side).
         let went_out = if std::mem::take(&mut self.in_flight_late) {
             tokio::time::Instant::now()
         } else {

@@ -19,7 +19,7 @@ use drover_model::{DeviceId, TenantId};
 use drover_node::NodeMsg;
 use drover_store::PollerStore;
 use drover_store::crypto::{
-    DeviceCredentials, Envelope, device_credentials_for_poller, devices_credentials_for_poller,
+    DeviceCredentials, Envelope, device_row_credentials_for_poller, devices_credentials_for_poller,
 };
 use drover_store::entities::devices;
 use ractor::ActorRef;
@@ -71,7 +71,7 @@ impl DeviceSource {
             Some(row) => {
                 let tenant_default = self.poller.tenant_poll_interval(row.tenant_id).await?;
                 let creds =
-                    device_credentials_for_poller(&self.envelope, &self.poller, row.id).await;
+                    device_row_credentials_for_poller(&self.envelope, &self.poller, &row).await;
                 self.spec(row, tenant_default, creds)
             }
             None => Ok(None),

@@ -564,34 +564,28 @@ pub async fn device_credentials_for_poller(
     poller: &PollerStore,
     device: Uuid,
 ) -> Result<Option<DeviceCredentials>> {
-    if let Some(row) = poller.device_credential(device).await? {
-        let s = env
-            .decrypt(poller, TenantId(row.tenant_id), device, &row.ciphertext)
-            .await?;
-        return DeviceCredentials::from_plaintext(s.expose()).map(Some);
+    match poller.device(device).await? {
+        Some(d) => device_row_credentials_for_poller(env, poller, &d).await,
+        None => Ok(None),
     }
-    // No credential of its own: the device's credential profile, if any.
-    let Some(d) = poller.device(device).await? else {
-        return Ok(None);
-    };
-    let Some(profile_id) = d.credential_profile_id else {
-        return Ok(None);
-    };
-    let Some(p) = poller.credential_profile(profile_id).await? else {
-        return Ok(None);
-    };
-    if p.tenant_id != d.tenant_id {
-        return Err(Error::Decrypt);
-    }
-    let s = env
-        .decrypt(poller, TenantId(p.tenant_id), p.id, &p.ciphertext)
-        .await?;
-    DeviceCredentials::from_plaintext(s.expose()).map(Some)
 }
 
-/// What [`device_credentials_for_poller`] gives each of `devices`, read with one query for
-/// the devices' own credentials and one per distinct credential profile (a node's full load
-/// of 100,000 devices: 100 queries per page of 1,000 instead of one per device). The outer
+/// As [`device_credentials_for_poller`], for a device row already read.
+pub async fn device_row_credentials_for_poller(
+    env: &Envelope,
+    poller: &PollerStore,
+    device: &crate::entities::devices::Model,
+) -> Result<Option<DeviceCredentials>> {
+    devices_credentials_for_poller(env, poller, std::slice::from_ref(device))
+        .await?
+        .remove(&device.id)
+        .unwrap_or(Ok(None))
+}
+
+/// The decrypted credentials of each of `devices` (their own, else their credential
+/// profile's, else none), read with one query for the devices' own credentials and one per
+/// distinct credential profile (a node's full load of 100,000 devices: 100 queries per page
+/// of 1,000 instead of one to three per device). The outer
 /// error is a database or key-backend failure (the caller retries the whole load); the
 /// inner one, per device, is a credential that does not decrypt or parse.
 pub async fn devices_credentials_for_poller(

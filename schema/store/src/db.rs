@@ -500,14 +500,6 @@ impl PollerStore {
         Ok(devices::Entity::find_by_id(id).one(&self.db).await?)
     }
 
-    /// The stored (encrypted) credential of a device; decrypt with
-    /// [`crate::crypto::Envelope::decrypt_for_poller`].
-    pub async fn device_credential(&self, id: Uuid) -> Result<Option<device_credentials::Model>> {
-        Ok(device_credentials::Entity::find_by_id(id)
-            .one(&self.db)
-            .await?)
-    }
-
     /// The own credentials (encrypted) of those of `ids` that have one, in one query.
     pub async fn device_credentials_of(
         &self,

@@ -3,7 +3,7 @@
 //! [`CountMode`]), device creation with validation, and audit records.
 
 use sea_orm::sea_query::extension::postgres::PgExpr;
-use sea_orm::sea_query::{Alias, Expr, Func, Query};
+use sea_orm::sea_query::{Alias, Expr, Func, Query, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr,
     EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
@@ -142,13 +142,18 @@ fn filter_condition(filter: &DeviceFilter) -> Condition {
     cond
 }
 
-/// Matches of `cond`, counting at most `cap` (`SELECT count(*) FROM (SELECT 1 … LIMIT cap)`).
-async fn count_matches(tx: &TenantTx, cond: Condition, cap: Option<u64>) -> Result<u64> {
-    let mut inner = Query::select();
-    inner
+/// `SELECT 1 FROM devices WHERE cond`: what the count and the estimate measure.
+fn matching(cond: Condition) -> SelectStatement {
+    Query::select()
         .expr(Expr::val(1))
         .from(devices::Entity)
-        .cond_where(cond);
+        .cond_where(cond)
+        .to_owned()
+}
+
+/// Matches of `cond`, counting at most `cap` (`SELECT count(*) FROM (SELECT 1 … LIMIT cap)`).
+async fn count_matches(tx: &TenantTx, cond: Condition, cap: Option<u64>) -> Result<u64> {
+    let mut inner = matching(cond);
     if let Some(cap) = cap {
         inner.limit(cap);
     }
@@ -168,12 +173,7 @@ async fn count_matches(tx: &TenantTx, cond: Condition, cap: Option<u64>) -> Resu
 
 /// PostgreSQL's planner estimate of the matches of `cond` (`EXPLAIN (FORMAT JSON)`, no scan).
 async fn estimate_matches(tx: &TenantTx, cond: Condition) -> Result<u64> {
-    let inner = Query::select()
-        .expr(Expr::val(1))
-        .from(devices::Entity)
-        .cond_where(cond)
-        .to_owned();
-    let stmt = tx.conn().get_database_backend().build(&inner);
+    let stmt = tx.conn().get_database_backend().build(&matching(cond));
     let explain = Statement::from_sql_and_values(
         stmt.db_backend,
         format!("EXPLAIN (FORMAT JSON) {}", stmt.sql),

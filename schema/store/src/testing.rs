@@ -10,7 +10,7 @@ use std::fmt;
 use drover_migration::{MigrateOptions, Roles};
 use sea_orm::{ConnectionTrait, Database};
 
-use crate::Result;
+use crate::{CrossTenantAccess, Result, Store, TenantId};
 
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -127,4 +127,19 @@ impl Drop for TestDb {
             .stderr(std::process::Stdio::null())
             .status();
     }
+}
+
+/// Creates a tenant named `name` through an audited cross-tenant transaction (as a
+/// super_admin would) and returns its id.
+pub async fn create_tenant(store: &Store, name: &str) -> Result<TenantId> {
+    let mut x = store
+        .begin_cross_tenant(CrossTenantAccess {
+            actor_user_id: uuid::Uuid::new_v4(),
+            reason: "test setup".into(),
+            ip_address: None,
+        })
+        .await?;
+    let tenant = TenantId(x.create_tenant(name).await?.id);
+    x.commit().await?;
+    Ok(tenant)
 }

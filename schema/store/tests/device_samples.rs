@@ -13,9 +13,9 @@ use drover_migration::{MigrateOptions, Migrator, MigratorTrait};
 use drover_model::events::{EVENT_VERSION, InterfaceSample, MetricsSample, WirelessSummary};
 use drover_model::{DeviceId, TenantId};
 use drover_store::recorder::{MAX_INTERFACES, Recorder, RecorderConfig, RecorderHandle};
-use drover_store::testing::TestDb;
+use drover_store::testing::{self, TestDb};
 use drover_store::timeseries::{self, Maintenance, Retention, partition_name};
-use drover_store::{CrossTenantAccess, Store, StoreConfig};
+use drover_store::{Store, StoreConfig};
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 use uuid::Uuid;
 
@@ -61,15 +61,7 @@ async fn tenant_with_device(
     store: &Store,
     su: &mut PgConnection,
 ) -> anyhow::Result<(TenantId, Uuid)> {
-    let mut x = store
-        .begin_cross_tenant(CrossTenantAccess {
-            actor_user_id: Uuid::new_v4(),
-            reason: "test".into(),
-            ip_address: None,
-        })
-        .await?;
-    let tenant = TenantId(x.create_tenant(&format!("t{}", Uuid::new_v4())).await?.id);
-    x.commit().await?;
+    let tenant = testing::create_tenant(store, &format!("t{}", Uuid::new_v4())).await?;
     let device: Uuid = sqlx::query_scalar(AssertSqlSafe(format!(
         "INSERT INTO devices (tenant_id, name, address) VALUES ('{tenant}', 'r1', '10.0.0.1') RETURNING id"
     )))

@@ -4,8 +4,8 @@
 
 use anyhow::ensure;
 use drover_store::queries::{self, COUNT_BOUND, CountMode, DeviceFilter, DeviceSort};
-use drover_store::testing::TestDb;
-use drover_store::{CrossTenantAccess, Store, StoreConfig, TenantId};
+use drover_store::testing::{self, TestDb};
+use drover_store::{Store, StoreConfig, TenantId};
 use sea_orm::Order;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 use uuid::Uuid;
@@ -15,16 +15,8 @@ use uuid::Uuid;
 async fn fleet(n: u64) -> anyhow::Result<(TestDb, Store, TenantId)> {
     let db = TestDb::create().await?;
     let store = Store::connect(&StoreConfig::new(db.app_url())).await?;
-    let mut x = store
-        .begin_cross_tenant(CrossTenantAccess {
-            actor_user_id: Uuid::new_v4(),
-            reason: "test setup".into(),
-            ip_address: None,
-        })
-        .await?;
-    let a = TenantId(x.create_tenant(&format!("a-{}", Uuid::new_v4())).await?.id);
-    let b = TenantId(x.create_tenant(&format!("b-{}", Uuid::new_v4())).await?.id);
-    x.commit().await?;
+    let a = testing::create_tenant(&store, &format!("a-{}", Uuid::new_v4())).await?;
+    let b = testing::create_tenant(&store, &format!("b-{}", Uuid::new_v4())).await?;
     let mut su = PgConnection::connect(&db.superuser_url()).await?;
     for t in [a, b] {
         su.execute(AssertSqlSafe(format!(

@@ -20,9 +20,9 @@ use drover_model::events::{
 };
 use drover_model::{DeviceId, DeviceStatus, TenantId};
 use drover_store::recorder::{Recorder, RecorderConfig, RecorderHandle, WriteFence};
-use drover_store::testing::TestDb;
+use drover_store::testing::{self, TestDb};
 use drover_store::timeseries::{Maintenance, Retention};
-use drover_store::{CrossTenantAccess, Store, StoreConfig};
+use drover_store::{Store, StoreConfig};
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -85,15 +85,7 @@ async fn fixture(devices: usize) -> anyhow::Result<Fixture> {
     m.run(Utc::now()).await?;
     m.close().await;
     let store = Store::connect(&StoreConfig::new(db.app_url())).await?;
-    let mut x = store
-        .begin_cross_tenant(CrossTenantAccess {
-            actor_user_id: Uuid::new_v4(),
-            reason: "test".into(),
-            ip_address: None,
-        })
-        .await?;
-    let tenant = TenantId(x.create_tenant("t").await?.id);
-    x.commit().await?;
+    let tenant = testing::create_tenant(&store, "t").await?;
     let mut su = PgConnection::connect(&db.superuser_url()).await?;
     su.execute(AssertSqlSafe(format!(
         "INSERT INTO devices (tenant_id, name, address)

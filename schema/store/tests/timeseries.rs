@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use anyhow::ensure;
 use chrono::{Duration, TimeZone, Utc};
-use drover_store::testing::TestDb;
+use drover_store::testing::{self, TestDb};
 use drover_store::timeseries::{self, Maintenance, Retention, partition_name};
-use drover_store::{CrossTenantAccess, Store, StoreConfig, TenantId};
+use drover_store::{Store, StoreConfig, TenantId};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 use uuid::Uuid;
@@ -69,15 +69,7 @@ async fn month_range_query_prunes_partitions_and_buckets() -> anyhow::Result<()>
     let now = Utc::now();
     m.run(now).await?;
     let store = Store::connect(&StoreConfig::new(db.app_url())).await?;
-    let mut x = store
-        .begin_cross_tenant(CrossTenantAccess {
-            actor_user_id: Uuid::new_v4(),
-            reason: "test".into(),
-            ip_address: None,
-        })
-        .await?;
-    let tenant = TenantId(x.create_tenant("t").await?.id);
-    x.commit().await?;
+    let tenant = testing::create_tenant(&store, "t").await?;
 
     // 100 devices × 60 days × one sample per 5 minutes = 1.73 M rows
     let devices = 100;
