@@ -15,7 +15,10 @@ fn drover_runs_on_jemalloc_with_drovers_settings() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(out.status.success(), "drover export-openapi failed: {out:?}");
+    assert!(
+        out.status.success(),
+        "drover export-openapi failed: {out:?}"
+    );
     // The command still does its job.
     let spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(spec.get("paths").is_some());
