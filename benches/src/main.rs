@@ -20,9 +20,6 @@ mod stack;
 
 use clap::{Parser, Subcommand};
 
-#[global_allocator]
-static GLOBAL: drover_node::allocator::Allocator = drover_node::allocator::ALLOCATOR;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "drover-bench",
@@ -104,11 +101,6 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    // The same allocator settings as `drover` (drover_node::allocator), so the node child
-    // measures what ships.
-    if let Err(e) = drover_node::allocator::configure() {
-        tracing::warn!(error = %e, "allocator settings not applied; running with its defaults");
-    }
     match cli.command {
         Cmd::Fleet(opts) => current_thread()?.block_on(fleet::run(opts)),
         Cmd::Node(opts) => node::run(opts),

@@ -12,7 +12,6 @@
 //!   many restarts in a window, killing actors stuck in a handler.
 //! - `restart`: the pure restart bookkeeping ([`RestartPolicy`]).
 
-pub mod allocator;
 pub mod fanout;
 pub mod hub;
 pub mod publisher;

@@ -15,9 +15,6 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{DatabaseArgs, NodeConfig};
 
-#[global_allocator]
-static GLOBAL: drover_node::allocator::Allocator = drover_node::allocator::ALLOCATOR;
-
 #[derive(Parser, Debug)]
 #[command(
     name = "drover",
@@ -81,11 +78,6 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    // Before the runtime starts its threads: the allocator's settings (one place for both
-    // binaries, drover_node::allocator).
-    if let Err(e) = drover_node::allocator::configure() {
-        tracing::warn!(error = %e, "allocator settings not applied; running with its defaults");
-    }
     // One crypto provider for every TLS user in the process (device sessions, NATS, sqlx).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
