@@ -148,7 +148,9 @@ impl TlsStream {
     }
 
     /// The certificate chain the peer presented, leaf first.
-    pub(crate) fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
+    pub(crate) fn peer_certificates(
+        &self,
+    ) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
         self.conn.peer_certificates()
     }
 
@@ -257,7 +259,6 @@ impl TlsStream {
                                 Ok(n) => self.outgoing.truncate(at + n),
                                 Err(e) => {
                                     self.outgoing.truncate(at);
-                                    drop(traffic);
                                     return Err(self.fail(io::ErrorKind::Other, e.to_string()));
                                 }
                             }
@@ -265,12 +266,12 @@ impl TlsStream {
                         }
                         Send::CloseNotify if !queued => {
                             let at = self.outgoing.len();
-                            self.outgoing.resize(at + RECORD_HEADER + RECORD_OVERHEAD, 0);
+                            self.outgoing
+                                .resize(at + RECORD_HEADER + RECORD_OVERHEAD, 0);
                             match traffic.queue_close_notify(&mut self.outgoing[at..]) {
                                 Ok(n) => self.outgoing.truncate(at + n),
                                 Err(e) => {
                                     self.outgoing.truncate(at);
-                                    drop(traffic);
                                     return Err(self.fail(io::ErrorKind::Other, e.to_string()));
                                 }
                             }
@@ -307,7 +308,8 @@ impl TlsStream {
             .process_tls_records(&mut self.incoming[self.incoming_start..]);
         if let Ok(ConnectionState::EncodeTlsData(mut encode)) = state {
             let at = self.outgoing.len();
-            self.outgoing.resize(at + RECORD_HEADER + RECORD_OVERHEAD, 0);
+            self.outgoing
+                .resize(at + RECORD_HEADER + RECORD_OVERHEAD, 0);
             match encode.encode(&mut self.outgoing[at..]) {
                 Ok(n) => self.outgoing.truncate(at + n),
                 Err(_) => self.outgoing.truncate(at),
@@ -420,10 +422,10 @@ impl TlsStream {
 
     /// Wakes the reader if a write-side call left it something to return.
     fn wake_reader_if_readable(&mut self) {
-        if self.plaintext_start < self.plaintext.len() || self.peer_closed {
-            if let Some(reader) = self.reader.take() {
-                reader.wake();
-            }
+        if (self.plaintext_start < self.plaintext.len() || self.peer_closed)
+            && let Some(reader) = self.reader.take()
+        {
+            reader.wake();
         }
     }
 }

@@ -56,7 +56,9 @@ fn server_config(version: &'static rustls::SupportedProtocolVersion) -> Arc<Serv
 async fn terminator(fleet: &Fleet, config: Arc<ServerConfig>, piece: usize) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let device = fleet.plain_addr(0).expect("the test fleet has a plain port");
+    let device = fleet
+        .plain_addr(0)
+        .expect("the test fleet has a plain port");
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
@@ -123,9 +125,19 @@ async fn long_reply_round_trip(fleet: &Fleet, addr: SocketAddr) {
         .filter(|r| r.get("comment") == Some(comment.as_str()))
         .count();
     assert_eq!(with_comment, 24);
-    assert!(identity.expect("identity").first().expect("row").get("name").is_some());
+    assert!(
+        identity
+            .expect("identity")
+            .first()
+            .expect("row")
+            .get("name")
+            .is_some()
+    );
     assert_eq!(short.expect("short").rows.len(), long.rows.len());
-    client.ping(Duration::from_secs(2)).await.expect("still in step");
+    client
+        .ping(Duration::from_secs(2))
+        .await
+        .expect("still in step");
     client.close();
 }
 
@@ -290,8 +302,14 @@ async fn non_tls_server(bytes: &'static [u8], then_close: bool) -> SocketAddr {
 async fn a_server_that_does_not_speak_tls_fails_the_handshake_at_once() {
     let fleet = fleet().await;
     let cases: [(&'static [u8], bool); 4] = [
-        (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", false),
-        (b"\x17\x03\x03\xff\xff garbage that claims to be a record", true),
+        (
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+            false,
+        ),
+        (
+            b"\x17\x03\x03\xff\xff garbage that claims to be a record",
+            true,
+        ),
         (&[0xF8; 64], false),
         (b"", true),
     ];
@@ -302,7 +320,10 @@ async fn a_server_that_does_not_speak_tls_fails_the_handshake_at_once() {
             Err(Error::Tls { reason, .. }) => assert!(!reason.is_empty()),
             other => panic!("{bytes:?}: expected a TLS error, got {other:?}"),
         }
-        assert!(started.elapsed() < Duration::from_secs(2), "{bytes:?}: no hang");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{bytes:?}: no hang"
+        );
     }
     fleet.shutdown().await;
 }
