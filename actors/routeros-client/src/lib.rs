@@ -6,6 +6,8 @@
 //!   hostname/IP check), `insecure` (any certificate, with its SHA-256 fingerprint recorded and
 //!   optionally pinned) and `plain` (port 8728, only when asked for).
 //! - [`session`]: [`connect`]: TCP connect, TLS handshake and login, each under its own timeout.
+//! - `tls_stream`: TLS on rustls' unbuffered API, with buffers that exist only while bytes are
+//!   in flight (an idle session holds no TLS read or write buffer).
 //! - [`client`]: [`Client`]: one reader task and one writer task per connection; commands are
 //!   tagged and matched to replies by `.tag`, so many can be in flight at once.
 //! - [`error`]: [`Error`], the typed failures.
@@ -22,6 +24,7 @@ pub mod client;
 pub mod error;
 pub mod session;
 pub mod tls;
+mod tls_stream;
 
 pub use client::{Client, ClientStats, Response, RowStream};
 pub use error::Error;

@@ -13,6 +13,7 @@ use routeros_proto::{Limits, Reply, ReplyKind, SentenceDecoder, login};
 use crate::client::{Client, ClientOptions};
 use crate::error::Error;
 use crate::tls::{Fingerprint, TlsCheck, Transport};
+use crate::tls_stream::TlsStream;
 
 /// A username and a password. The password never appears in `Debug` output.
 #[derive(Clone)]
@@ -141,21 +142,18 @@ pub async fn connect(options: &ConnectOptions) -> Result<Client, Error> {
                     reason: format!("invalid host name: {e}"),
                 })?,
             };
-            let connector = tokio_rustls::TlsConnector::from(policy.config.clone());
-            let tls =
-                tokio::time::timeout(options.connect_timeout, connector.connect(server_name, tcp))
-                    .await
-                    .map_err(|_| Error::ConnectTimeout {
-                        addr: addr.clone(),
-                        after: options.connect_timeout,
-                    })?
-                    .map_err(|e| Error::Tls {
-                        addr: addr.clone(),
-                        reason: e.to_string(),
-                    })?;
+            let handshake = TlsStream::connect(tcp, policy.config.clone(), server_name);
+            let tls = tokio::time::timeout(options.connect_timeout, handshake)
+                .await
+                .map_err(|_| Error::ConnectTimeout {
+                    addr: addr.clone(),
+                    after: options.connect_timeout,
+                })?
+                .map_err(|e| Error::Tls {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                })?;
             let actual = tls
-                .get_ref()
-                .1
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c| Fingerprint::of_der(c));
