@@ -221,6 +221,86 @@ pub(crate) struct ClusterResult {
     pub(crate) nats_cpu_cores: f64,
     /// Connections to the benchmark's database at the end, by role.
     pub(crate) postgres_connections: BTreeMap<String, u64>,
+    /// Events to NATS and samples to PostgreSQL over the window, summed over the nodes.
+    pub(crate) pipeline: Pipeline,
+}
+
+/// What the nodes' event pipeline did over the window: samples written by the recorders and
+/// events published to JetStream (rates from the nodes' counters), what was dropped, and how
+/// far behind the recorders and publishers ran.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Pipeline {
+    /// Samples the fleet produces per second (devices / interval).
+    pub(crate) samples_offered_per_s: f64,
+    pub(crate) samples_written_per_s: f64,
+    pub(crate) events_published_per_s: f64,
+    /// Events the recorders dropped (queue full) or the fan-out/publisher dropped.
+    pub(crate) recorder_dropped: f64,
+    pub(crate) events_dropped: f64,
+    /// Largest `drover_recorder_lag_seconds` seen on any node, sampled every 10 s.
+    pub(crate) recorder_lag_max_s: f64,
+    /// Worst node's p99 of each event's time in the recorder (queued → batch written).
+    pub(crate) recorder_write_lag_p99_ms: Option<f64>,
+    /// Worst node's p99 of the JetStream publish lag.
+    pub(crate) publish_lag_p99_ms: Option<f64>,
+}
+
+/// The counters behind [`Pipeline`], read from one node's metrics.
+#[derive(Debug, Clone, Copy, Default)]
+struct PipelineCounters {
+    written: f64,
+    published: f64,
+    recorder_dropped: f64,
+    events_dropped: f64,
+}
+
+impl PipelineCounters {
+    fn read(body: &str) -> Self {
+        Self {
+            written: metric_sum(
+                body,
+                "drover_recorder_written_total",
+                Some("kind=\"metrics\""),
+            )
+            .unwrap_or(0.0),
+            published: metric_sum(body, "drover_events_published_total", None).unwrap_or(0.0),
+            recorder_dropped: metric_sum(body, "drover_recorder_dropped_total", None)
+                .unwrap_or(0.0),
+            events_dropped: metric_sum(body, "drover_events_dropped_total", None).unwrap_or(0.0),
+        }
+    }
+
+    fn sum(nodes: &[Self]) -> Self {
+        nodes.iter().fold(Self::default(), |a, n| Self {
+            written: a.written + n.written,
+            published: a.published + n.published,
+            recorder_dropped: a.recorder_dropped + n.recorder_dropped,
+            events_dropped: a.events_dropped + n.events_dropped,
+        })
+    }
+}
+
+/// Every node's pipeline counters (a node that does not answer counts as zeros).
+async fn pipeline_counters(nodes: &[DroverNode]) -> PipelineCounters {
+    let mut per = Vec::new();
+    for n in nodes {
+        per.push(PipelineCounters::read(
+            &n.metrics_text().await.unwrap_or_default(),
+        ));
+    }
+    PipelineCounters::sum(&per)
+}
+
+/// The largest recorder lag gauge over the nodes, in seconds.
+async fn recorder_lag_s(nodes: &[DroverNode]) -> f64 {
+    let mut worst = 0.0f64;
+    for n in nodes {
+        if let Ok(body) = n.metrics_text().await {
+            worst =
+                worst.max(metric_sum(&body, "drover_recorder_lag_seconds", None).unwrap_or(0.0));
+        }
+    }
+    worst
 }
 
 /// Runs `drover cluster …` in `dir`.
@@ -543,19 +623,28 @@ async fn measure(
         )
     };
     let from_ms = unix_ms();
+    let pipe0 = pipeline_counters(nodes).await;
+    let window_start = Instant::now();
     let (nodes0, sim0, pg0, rd0, nats0) = usage(nodes);
     let window_end = Instant::now() + opts.duration;
+    let mut lag_max_s = recorder_lag_s(nodes).await;
     while Instant::now() < window_end {
         tokio::time::sleep(Duration::from_secs(10).min(window_end - Instant::now())).await;
         let (sum, _) = answering(nodes).await;
+        let lag = recorder_lag_s(nodes).await;
+        lag_max_s = lag_max_s.max(lag);
         eprintln!(
-            "  window: {:.0}s left, answering {sum:.0}/{n:.0}, load {}",
+            "  window: {:.0}s left, answering {sum:.0}/{n:.0}, recorder lag {lag:.2}s, load {}",
             (window_end - Instant::now()).as_secs_f64(),
             proc_stat::load_average()
         );
     }
     let (nodes1, sim1, pg1, rd1, nats1) = usage(nodes);
+    let pipe1 = pipeline_counters(nodes).await;
+    let window_s = window_start.elapsed().as_secs_f64();
     let to_ms = unix_ms();
+    let mut write_lag_p99_ms: Option<f64> = None;
+    let mut publish_lag_p99_ms: Option<f64> = None;
     let mut figures = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
         let body = node.metrics_text().await.unwrap_or_default();
@@ -567,6 +656,14 @@ async fn measure(
             )
             .map(|s| s * 1000.0)
         };
+        let p99 =
+            |name: &str| metric_sum(&body, name, Some("quantile=\"0.99\"")).map(|s| s * 1000.0);
+        let worst = |acc: Option<f64>, v: Option<f64>| match (acc, v) {
+            (Some(a), Some(v)) => Some(a.max(v)),
+            (a, v) => a.or(v),
+        };
+        write_lag_p99_ms = worst(write_lag_p99_ms, p99("drover_recorder_write_lag_seconds"));
+        publish_lag_p99_ms = worst(publish_lag_p99_ms, p99("drover_events_publish_lag_seconds"));
         figures.push(NodeFigures {
             name: node.name.clone(),
             devices_at_end: metric_sum(&body, "drover_devices", None).unwrap_or(0.0),
@@ -624,6 +721,16 @@ async fn measure(
         redis_cpu_cores: rd0.until(&rd1).1,
         nats_cpu_cores: nats0.until(&nats1).1,
         postgres_connections,
+        pipeline: Pipeline {
+            samples_offered_per_s: n / opts.interval.as_secs_f64(),
+            samples_written_per_s: (pipe1.written - pipe0.written) / window_s,
+            events_published_per_s: (pipe1.published - pipe0.published) / window_s,
+            recorder_dropped: pipe1.recorder_dropped - pipe0.recorder_dropped,
+            events_dropped: pipe1.events_dropped - pipe0.events_dropped,
+            recorder_lag_max_s: lag_max_s,
+            recorder_write_lag_p99_ms: write_lag_p99_ms,
+            publish_lag_p99_ms,
+        },
         ..ClusterResult::default()
     })
 }
@@ -679,6 +786,21 @@ fn print_result(r: &ClusterResult) {
         r.nodes_rss_kb as f64 / 1024.0
     );
     eprintln!("   PostgreSQL connections {:?}", r.postgres_connections);
+    let pl = &r.pipeline;
+    eprintln!(
+        "   samples to PostgreSQL {:.0}/s of {:.0}/s offered, recorder dropped {:.0}, lag max {:.2} s, time in recorder p99 {} ms (worst node)",
+        pl.samples_written_per_s,
+        pl.samples_offered_per_s,
+        pl.recorder_dropped,
+        pl.recorder_lag_max_s,
+        opt(pl.recorder_write_lag_p99_ms)
+    );
+    eprintln!(
+        "   events to NATS        {:.0}/s, dropped {:.0}, publish lag p99 {} ms (worst node)",
+        pl.events_published_per_s,
+        pl.events_dropped,
+        opt(pl.publish_lag_p99_ms)
+    );
 }
 
 fn targets(r: &ClusterResult) {
@@ -705,6 +827,23 @@ fn targets(r: &ClusterResult) {
         verdict(p99.is_some_and(|v| v <= 1000.0)),
         p99.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
     );
+    let pl = &r.pipeline;
+    eprintln!(
+        "   samples written, not falling behind:   {} ({:.0} of {:.0}/s, {:.0} dropped, lag max {:.2} s)",
+        verdict(keeps_up(pl, r.interval_s)),
+        pl.samples_written_per_s,
+        pl.samples_offered_per_s,
+        pl.recorder_dropped,
+        pl.recorder_lag_max_s
+    );
+}
+
+/// The recorders kept up: (nearly) every offered sample written within the window, none
+/// dropped, and no recorder ever more than one poll interval behind.
+fn keeps_up(pl: &Pipeline, interval_s: f64) -> bool {
+    pl.samples_written_per_s >= 0.98 * pl.samples_offered_per_s
+        && pl.recorder_dropped == 0.0
+        && pl.recorder_lag_max_s < interval_s
 }
 
 #[cfg(test)]
@@ -757,5 +896,44 @@ mod tests {
             Some(0.25)
         );
         assert_eq!(metric_sum(body, "drover_missing", None), None);
+    }
+
+    #[test]
+    fn pipeline_counters_and_the_keep_up_verdict() {
+        let body = "drover_recorder_written_total{kind=\"metrics\"} 1200\n\
+                    drover_recorder_written_total{kind=\"status\"} 7\n\
+                    drover_events_published_total 1300\n\
+                    drover_recorder_dropped_total 0\n\
+                    drover_events_dropped_total{reason=\"recorder_full\"} 2\n\
+                    drover_events_dropped_total{reason=\"nats_down\"} 3\n";
+        let c = PipelineCounters::read(body);
+        assert_eq!(
+            (c.written, c.published, c.recorder_dropped, c.events_dropped),
+            (1200.0, 1300.0, 0.0, 5.0)
+        );
+        let two = PipelineCounters::sum(&[c, c]);
+        assert_eq!((two.written, two.events_dropped), (2400.0, 10.0));
+        let good = Pipeline {
+            samples_offered_per_s: 1667.0,
+            samples_written_per_s: 1660.0,
+            recorder_lag_max_s: 0.4,
+            ..Pipeline::default()
+        };
+        assert!(keeps_up(&good, 60.0));
+        let slow = Pipeline {
+            samples_written_per_s: 1500.0,
+            ..good.clone()
+        };
+        assert!(!keeps_up(&slow, 60.0), "10 % short");
+        let dropped = Pipeline {
+            recorder_dropped: 1.0,
+            ..good.clone()
+        };
+        assert!(!keeps_up(&dropped, 60.0), "a drop");
+        let behind = Pipeline {
+            recorder_lag_max_s: 61.0,
+            ..good
+        };
+        assert!(!keeps_up(&behind, 60.0), "a minute behind");
     }
 }

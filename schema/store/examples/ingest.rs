@@ -1,6 +1,6 @@
 //! Ingest benchmark for the recorder: feeds the real `Recorder` with synthetic
 //! `MetricsSample`s at a fixed rate against a fresh database on the local PostgreSQL and
-//! reports samples/s and rows/s written, queue depth, drops, bytes per row, WAL bytes per
+//! reports samples/s and rows/s written, queue depth, lag, drops, bytes per row, WAL bytes per
 //! sample, and the CPU time of this process against the CPU time of PostgreSQL (its backends
 //! for the benchmark database plus the WAL writer, checkpointer and background writer, read
 //! from /proc).
@@ -269,6 +269,7 @@ async fn main() -> anyhow::Result<()> {
     let mut last = RecorderStats::default();
     let mut last_at = Instant::now();
     let mut peak_queue = 0;
+    let mut lags_ms: Vec<u64> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     while !producer.is_finished() {
@@ -277,13 +278,15 @@ async fn main() -> anyhow::Result<()> {
         let dt = last_at.elapsed().as_secs_f64();
         last_at = Instant::now();
         peak_queue = peak_queue.max(s.queued);
+        lags_ms.push(s.lag_ms);
         let w = (s.written_metrics - last.written_metrics) as f64 / dt;
         eprintln!(
-            "t={:>5.1}s written {:>8.0} samples/s {:>9.0} rows/s  queue {:>7}  dropped {:>8}  retries {}",
+            "t={:>5.1}s written {:>8.0} samples/s {:>9.0} rows/s  queue {:>7}  lag {:>6} ms  dropped {:>8}  retries {}",
             started.elapsed().as_secs_f64(),
             w,
             w * rows_per_sample as f64,
             s.queued,
+            s.lag_ms,
             s.dropped_overflow,
             s.retries
         );
@@ -347,6 +350,24 @@ async fn main() -> anyhow::Result<()> {
         cpu_all * 1e6 / written.max(1) as f64,
         pg_all * 1e6 / written.max(1) as f64,
         pg_all * 1e6 / rows.max(1) as f64
+    );
+    lags_ms.sort_unstable();
+    let pick = |q: f64| {
+        lags_ms
+            .get(((lags_ms.len() as f64 * q) as usize).min(lags_ms.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "lag (oldest unwritten sample, read every second): p50 {} ms, p99 {} ms, max {} ms; kept up with the offered rate: {}",
+        pick(0.5),
+        pick(0.99),
+        lags_ms.last().copied().unwrap_or(0),
+        if s.dropped_overflow == 0 && lags_ms.last().copied().unwrap_or(0) < 1000 {
+            "yes (nothing dropped, never 1 s behind)"
+        } else {
+            "no"
+        }
     );
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         println!("load average at the end: {}", load.trim());

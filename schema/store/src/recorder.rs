@@ -13,6 +13,11 @@
 //!   is stale before anything is written.
 //! - **Bounded, drop-oldest:** at most `capacity` events wait (plus one batch in flight);
 //!   beyond that the oldest are dropped and counted ([`RecorderStats::dropped_overflow`]).
+//! - **Lag is visible:** every queued event carries the instant it was queued; the time to
+//!   its batch's end goes to `drover_recorder_write_lag_seconds`, and the age of the oldest
+//!   event not yet written to [`RecorderStats::lag_ms`] and the gauge
+//!   `drover_recorder_lag_seconds` (with `drover_recorder_queued`), refreshed every second
+//!   even while a batch is stuck retrying — so a recorder falling behind shows.
 //! - **Rides out PostgreSQL restarts:** a batch that fails for a connection reason is retried
 //!   with back-off until it commits; meanwhile events keep queueing within the bound.
 //!   Retried inserts are idempotent (primary keys + `ON CONFLICT DO NOTHING`).
@@ -28,7 +33,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use drover_model::events::{DeviceStatusChanged, MetricsSample};
@@ -114,6 +119,9 @@ pub enum Record {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecorderStats {
     pub queued: u64,
+    /// Age in milliseconds of the oldest event not yet written (queued, or in the batch
+    /// being written); 0 when there is none. How far the recorder is behind.
+    pub lag_ms: u64,
     pub written_metrics: u64,
     pub written_status: u64,
     /// Dropped because the queue was full (oldest first).
@@ -190,8 +198,18 @@ impl Counters {
     }
 }
 
+/// An event waiting in the queue, with when it was queued.
+struct Queued {
+    at: Instant,
+    record: Record,
+}
+
 struct Shared {
-    queue: Mutex<VecDeque<Record>>,
+    queue: Mutex<VecDeque<Queued>>,
+    /// When the oldest event of the batch being written was queued, in microseconds after
+    /// `epoch` plus one (0: no batch in flight).
+    in_flight_since: AtomicU64,
+    epoch: Instant,
     capacity: usize,
     wake: Notify,
     idle: Notify,
@@ -224,7 +242,10 @@ impl RecorderHandle {
                     q.pop_front();
                     dropped += 1;
                 }
-                q.push_back(r);
+                q.push_back(Queued {
+                    at: Instant::now(),
+                    record: r,
+                });
                 dropped
             }
             Err(_) => 1,
@@ -245,13 +266,19 @@ impl RecorderHandle {
 
     pub fn stats(&self) -> RecorderStats {
         let c = &self.shared.counters;
+        let (queued, oldest_queued) = self
+            .shared
+            .queue
+            .lock()
+            .map(|q| (q.len() as u64, q.front().map(|e| e.at)))
+            .unwrap_or((0, None));
+        let oldest = match self.shared.in_flight_since.load(Ordering::Acquire) {
+            0 => oldest_queued,
+            us => Some(self.shared.epoch + Duration::from_micros(us - 1)),
+        };
         RecorderStats {
-            queued: self
-                .shared
-                .queue
-                .lock()
-                .map(|q| q.len() as u64)
-                .unwrap_or(0),
+            queued,
+            lag_ms: oldest.map_or(0, |t| t.elapsed().as_millis() as u64),
             written_metrics: c.written_metrics.load(Ordering::Relaxed),
             written_status: c.written_status.load(Ordering::Relaxed),
             dropped_overflow: c.dropped_overflow.load(Ordering::Relaxed),
@@ -301,6 +328,8 @@ impl Recorder {
     ) -> (RecorderHandle, tokio::task::JoinHandle<()>) {
         let shared = Arc::new(Shared {
             queue: Mutex::new(VecDeque::new()),
+            in_flight_since: AtomicU64::new(0),
+            epoch: Instant::now(),
             capacity: cfg.capacity.max(1),
             wake: Notify::new(),
             idle: Notify::new(),
@@ -312,21 +341,43 @@ impl Recorder {
             shared: shared.clone(),
         };
         let pool = store.pool().clone();
+        tokio::spawn(export_lag(Arc::downgrade(&shared)));
         let task = tokio::spawn(run(pool, shared, cfg));
         (handle, task)
+    }
+}
+
+/// Every second, the queue depth and the lag as gauges (`drover_recorder_queued`,
+/// `drover_recorder_lag_seconds`); a separate task, so a writer stuck retrying a batch
+/// still shows its growing lag. Ends when the recorder is gone.
+async fn export_lag(shared: std::sync::Weak<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let s = RecorderHandle { shared }.stats();
+        metrics::gauge!("drover_recorder_queued").set(s.queued as f64);
+        metrics::gauge!("drover_recorder_lag_seconds").set(s.lag_ms as f64 / 1000.0);
     }
 }
 
 async fn run(pool: PgPool, shared: Arc<Shared>, cfg: RecorderConfig) {
     let writers = cfg.writers.max(1);
     loop {
-        let batch: Vec<Record> = {
+        let (batch, queued_at): (Vec<Record>, Vec<Instant>) = {
             let Ok(mut q) = shared.queue.lock() else {
                 return;
             };
             let n = q.len().min(cfg.batch_max.max(1).saturating_mul(writers));
             shared.in_flight.store(n as u64, Ordering::Release);
-            q.drain(..n).collect()
+            if let Some(first) = q.front() {
+                let us = first.at.saturating_duration_since(shared.epoch).as_micros() as u64;
+                shared.in_flight_since.store(us + 1, Ordering::Release);
+            }
+            q.drain(..n).map(|e| (e.record, e.at)).unzip()
         };
         if batch.is_empty() {
             shared.idle.notify_waiters();
@@ -365,6 +416,12 @@ async fn run(pool: PgPool, shared: Arc<Shared>, cfg: RecorderConfig) {
                 }
             }
         }
+        // Written, refused or fenced: each event's time in the recorder.
+        let lag = metrics::histogram!("drover_recorder_write_lag_seconds");
+        for at in &queued_at {
+            lag.record(at.elapsed().as_secs_f64());
+        }
+        shared.in_flight_since.store(0, Ordering::Release);
         shared.in_flight.store(0, Ordering::Release);
     }
 }

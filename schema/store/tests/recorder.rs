@@ -413,6 +413,58 @@ async fn ingest_rides_out_a_lost_database_connection() -> anyhow::Result<()> {
     .await
 }
 
+/// An operator must see a recorder falling behind: while PostgreSQL is unreachable the
+/// lag (age of the oldest unwritten event) grows with the outage, and it is back to 0 once
+/// the backlog is written.
+#[tokio::test]
+async fn the_lag_grows_while_the_database_is_away_and_clears_after() -> anyhow::Result<()> {
+    let f = fixture(5).await?;
+    let proxy = Proxy::start("127.0.0.1:5432").await?;
+    let mut cfg = StoreConfig::new(
+        f.db.app_url()
+            .replace("127.0.0.1:5432", &proxy.addr.to_string()),
+    );
+    cfg.acquire_timeout = Duration::from_millis(300);
+    let store = Store::connect(&cfg).await?;
+    let (h, _task) = Recorder::spawn(
+        &store,
+        RecorderConfig {
+            retry_max: Duration::from_millis(200),
+            ..Default::default()
+        },
+    );
+    ensure!(
+        h.stats().lag_ms == 0,
+        "lag before anything was queued: {:?}",
+        h.stats()
+    );
+    proxy.set_down(true);
+    let t0 = Utc::now() - chrono::Duration::minutes(5);
+    for (i, d) in f.devices.iter().enumerate() {
+        h.record_metrics(sample(
+            f.tenant,
+            *d,
+            t0 + chrono::Duration::seconds(i as i64),
+            5.0,
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stuck = h.stats();
+    ensure!(
+        (1400..5000).contains(&stuck.lag_ms) && stuck.written_metrics == 0 && stuck.retries > 0,
+        "during a 1.5 s outage: {stuck:?}"
+    );
+    proxy.set_down(false);
+    flush(&h).await?;
+    let after = h.stats();
+    ensure!(
+        after.lag_ms == 0 && after.queued == 0 && after.written_metrics == 5,
+        "after the outage: {after:?}"
+    );
+    ensure!(count(&f.db, "SELECT count(*) FROM device_samples").await? == 5);
+    Ok(())
+}
+
 #[tokio::test]
 #[ignore = "restarts the shared PostgreSQL server; run alone (see the file's doc comment)"]
 async fn ingest_survives_a_real_postgres_restart() -> anyhow::Result<()> {
