@@ -380,6 +380,46 @@ impl UserValidity {
     }
 }
 
+/// What a request bearing an access token must learn from Redis: whether any of the token's
+/// revocation ids is denied ([`DenyList`]) and the user's `valid_after` ([`UserValidity`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessChecks {
+    pub revoked: bool,
+    pub valid_after: Option<DateTime<Utc>>,
+}
+
+/// [`DenyList::any_revoked`] and [`UserValidity::valid_after`] in one round trip (one
+/// pipeline): every authenticated request asks both, so this halves its Redis traffic.
+pub async fn access_checks(
+    deny: &DenyList,
+    validity: &UserValidity,
+    ids: &[String],
+    user_id: Uuid,
+) -> Result<AccessChecks, StateError> {
+    let mut pipe = redis::pipe();
+    if !ids.is_empty() {
+        let keys: Vec<String> = ids.iter().map(|id| deny.r.key("deny", id)).collect();
+        pipe.exists(keys);
+    }
+    pipe.get(validity.r.key("valid_after", &user_id.to_string()));
+    let (denied, after): (u64, Option<i64>) = if ids.is_empty() {
+        let (after,): (Option<i64>,) = pipe.query_async(&mut validity.r.conn()).await?;
+        (0, after)
+    } else {
+        pipe.query_async(&mut deny.r.conn()).await?
+    };
+    let valid_after = after
+        .map(|s| {
+            DateTime::from_timestamp(s, 0)
+                .ok_or_else(|| StateError::Corrupt("valid_after out of range".into()))
+        })
+        .transpose()?;
+    Ok(AccessChecks {
+        revoked: denied > 0,
+        valid_after,
+    })
+}
+
 /// Whether a token issued at `issued_at` is still valid for a user whose tokens are valid
 /// after `valid_after` (second precision: a token issued in the same second survives).
 pub fn issued_after(issued_at: DateTime<Utc>, valid_after: DateTime<Utc>) -> bool {

@@ -268,7 +268,16 @@ pub enum TokenKeyError {
 pub struct TokenKeys {
     keypair: KeyPair,
     limits: AuthorizerLimits,
+    /// Tokens already verified (by SHA-256 of their text), for [`Self::verify_cached`].
+    verified: std::sync::Mutex<HashMap<[u8; 32], VerifiedToken>>,
 }
+
+/// Most tokens [`TokenKeys::verify_cached`] remembers; when full, expired ones are dropped
+/// and, if none were, everything (the next requests verify again).
+const VERIFIED_CACHE_MAX: usize = 10_000;
+/// How long a verified token without an expiry is remembered (every drover token expires;
+/// this only bounds a hand-made one).
+const VERIFIED_CACHE_NO_EXPIRY: i64 = 300;
 
 impl fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -323,7 +332,53 @@ impl TokenKeys {
                 max_iterations: 100,
                 max_time: StdDuration::from_millis(50),
             },
+            verified: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// [`Self::verify`], remembering tokens that passed until they expire: a client sends the
+    /// same access token with every request, and the signature check and Datalog run cost more
+    /// than the rest of a small request. Only what [`Self::verify`] decides is cached — the
+    /// caller still checks revocation (deny list, `valid_after`) on every request. A token
+    /// that failed is never remembered; a remembered one is refused again once `now` passes its
+    /// expiry.
+    pub fn verify_cached(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedToken, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed("too long".into()));
+        }
+        let key: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        let live = |v: &VerifiedToken| {
+            let until = v
+                .claims
+                .expires_at
+                .unwrap_or(v.claims.issued_at + Duration::seconds(VERIFIED_CACHE_NO_EXPIRY));
+            now <= until
+        };
+        if let Ok(cache) = self.verified.lock()
+            && let Some(v) = cache.get(&key)
+        {
+            if live(v) {
+                return Ok(v.clone());
+            }
+            if v.claims.expires_at.is_some_and(|exp| now > exp) {
+                return Err(TokenError::Expired);
+            }
+        }
+        let v = self.verify(token, now)?;
+        if let Ok(mut cache) = self.verified.lock() {
+            if cache.len() >= VERIFIED_CACHE_MAX {
+                cache.retain(|_, v| live(v));
+                if cache.len() >= VERIFIED_CACHE_MAX {
+                    cache.clear();
+                }
+            }
+            cache.insert(key, v.clone());
+        }
+        Ok(v)
     }
 
     /// From configuration: 64 hex digits, or base64 (standard or URL-safe, padded or not) of
@@ -676,6 +731,37 @@ mod tests {
         );
         c.scopes = vec!["devices:read".into()];
         c
+    }
+
+    /// The cache answers what `verify` answers: the same claims for a good token, expiry once
+    /// the clock passes it (even for a remembered token), and a refusal for a bad one, which
+    /// is never remembered.
+    #[test]
+    fn verify_cached_agrees_with_verify_and_honours_expiry() {
+        let k = keys();
+        let c = claims(TokenKind::Access);
+        let t = k.mint(&c).unwrap();
+        let now = Utc::now();
+        let first = k.verify_cached(&t, now).unwrap();
+        assert_eq!(first, k.verify(&t, now).unwrap());
+        assert_eq!(k.verify_cached(&t, now).unwrap(), first, "from the cache");
+        assert_eq!(k.verified.lock().unwrap().len(), 1);
+        let later = c.expires_at.unwrap() + Duration::seconds(1);
+        assert_eq!(k.verify_cached(&t, later), Err(TokenError::Expired));
+        // a token signed by another key, and a mangled one, are refused and not remembered
+        let other = TokenKeys::from_secret(&[8u8; 32])
+            .unwrap()
+            .mint(&c)
+            .unwrap();
+        assert!(k.verify_cached(&other, now).is_err());
+        let mut mangled = t.clone();
+        mangled.replace_range(40..44, "AAAA");
+        assert!(k.verify_cached(&mangled, now).is_err());
+        assert_eq!(k.verified.lock().unwrap().len(), 1);
+        assert!(
+            k.verify_cached(&"x".repeat(MAX_TOKEN_LEN + 1), now)
+                .is_err()
+        );
     }
 
     #[test]

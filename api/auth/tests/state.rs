@@ -155,6 +155,37 @@ async fn user_validity() {
     assert_eq!(v.valid_after(user).await.unwrap(), Some(t));
 }
 
+/// One round trip answers both questions, with and without revocation ids, and agrees with
+/// the two separate reads.
+#[tokio::test]
+async fn access_checks_read_deny_list_and_validity_together() {
+    let prefix = format!("drover-test:{}:", Uuid::new_v4().simple());
+    let r = Redis::new(state::connect(&url()).await.unwrap(), prefix.clone());
+    let (d, v) = (r.deny_list(), r.user_validity());
+    let user = Uuid::new_v4();
+    let ids = vec!["aa".to_string(), "bb".to_string()];
+    let none = state::access_checks(&d, &v, &ids, user).await.unwrap();
+    assert_eq!((none.revoked, none.valid_after), (false, None));
+    let t = chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+    v.set_valid_after(user, t).await.unwrap();
+    d.revoke_ids(&["bb".to_string()], Duration::from_secs(60))
+        .await
+        .unwrap();
+    let both = state::access_checks(&d, &v, &ids, user).await.unwrap();
+    assert_eq!((both.revoked, both.valid_after), (true, Some(t)));
+    let no_ids = state::access_checks(&d, &v, &[], user).await.unwrap();
+    assert_eq!((no_ids.revoked, no_ids.valid_after), (false, Some(t)));
+    let other = state::access_checks(&d, &v, &["cc".to_string()], Uuid::new_v4())
+        .await
+        .unwrap();
+    assert_eq!((other.revoked, other.valid_after), (false, None));
+    // a corrupt value is an error, not a pass
+    let mut c = state::connect(&url()).await.unwrap();
+    let key = format!("{prefix}valid_after:{user}");
+    let _: () = c.set(&key, i64::MAX).await.unwrap();
+    assert!(state::access_checks(&d, &v, &ids, user).await.is_err());
+}
+
 #[tokio::test]
 async fn rate_limit_returns_retry_after() {
     let r = redis().await;

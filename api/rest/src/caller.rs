@@ -235,7 +235,7 @@ pub async fn authenticate(state: &Arc<ApiState>, req: &Request, token: &str) -> 
             revocation_ids: verified.revocation_ids,
         });
     }
-    let verified = state.auth.keys.verify(token, now).map_err(|e| {
+    let verified = state.auth.keys.verify_cached(token, now).map_err(|e| {
         use drover_auth::tokens::TokenError as T;
         match e {
             T::Expired => ApiError::unauthorized("token_expired", "the access token has expired"),
@@ -246,18 +246,20 @@ pub async fn authenticate(state: &Arc<ApiState>, req: &Request, token: &str) -> 
     if claims.kind != TokenKind::Access {
         return Err(ApiError::unauthenticated("not an access token"));
     }
-    if state
-        .auth
-        .deny
-        .any_revoked(&verified.revocation_ids)
-        .await?
-    {
+    let checks = drover_auth::state::access_checks(
+        &state.auth.deny,
+        &state.auth.validity,
+        &verified.revocation_ids,
+        claims.user_id,
+    )
+    .await?;
+    if checks.revoked {
         return Err(ApiError::unauthorized(
             "token_revoked",
             "this session has ended",
         ));
     }
-    if let Some(after) = state.auth.validity.valid_after(claims.user_id).await?
+    if let Some(after) = checks.valid_after
         && !drover_auth::state::issued_after(claims.issued_at, after)
     {
         return Err(ApiError::unauthorized(
