@@ -280,27 +280,28 @@ impl PipelineCounters {
     }
 }
 
-/// Every node's pipeline counters (a node that does not answer counts as zeros).
-async fn pipeline_counters(nodes: &[DroverNode]) -> PipelineCounters {
-    let mut per = Vec::new();
+/// Every node's metrics text, in node order; empty for a node that does not answer (every
+/// figure read from it is then absent or zero).
+async fn scrape(nodes: &[DroverNode]) -> Vec<String> {
+    let mut bodies = Vec::with_capacity(nodes.len());
     for n in nodes {
-        per.push(PipelineCounters::read(
-            &n.metrics_text().await.unwrap_or_default(),
-        ));
+        bodies.push(n.metrics_text().await.unwrap_or_default());
     }
+    bodies
+}
+
+/// The pipeline counters summed over the nodes' metrics.
+fn pipeline_counters(bodies: &[String]) -> PipelineCounters {
+    let per: Vec<PipelineCounters> = bodies.iter().map(|b| PipelineCounters::read(b)).collect();
     PipelineCounters::sum(&per)
 }
 
-/// The largest recorder lag gauge over the nodes, in seconds.
-async fn recorder_lag_s(nodes: &[DroverNode]) -> f64 {
-    let mut worst = 0.0f64;
-    for n in nodes {
-        if let Ok(body) = n.metrics_text().await {
-            worst =
-                worst.max(metric_sum(&body, "drover_recorder_lag_seconds", None).unwrap_or(0.0));
-        }
-    }
-    worst
+/// The largest recorder lag gauge over the nodes' metrics, in seconds.
+fn recorder_lag_s(bodies: &[String]) -> f64 {
+    bodies
+        .iter()
+        .filter_map(|b| metric_sum(b, "drover_recorder_lag_seconds", None))
+        .fold(0.0, f64::max)
 }
 
 /// Runs `drover cluster …` in `dir`.
@@ -554,18 +555,18 @@ fn path_text(p: &Path) -> String {
 
 /// Devices online or degraded (answering polls) summed over the nodes' gauges.
 async fn answering(nodes: &[DroverNode]) -> (f64, Vec<f64>) {
-    let mut per = Vec::new();
-    for n in nodes {
-        let v = match n.metrics_text().await {
-            Ok(body) => {
-                metric_sum(&body, "drover_devices", Some("status=\"online\"")).unwrap_or(0.0)
-                    + metric_sum(&body, "drover_devices", Some("status=\"degraded\""))
-                        .unwrap_or(0.0)
-            }
-            Err(_) => 0.0,
-        };
-        per.push(v);
-    }
+    answering_in(&scrape(nodes).await)
+}
+
+/// [`answering`] from metrics already scraped.
+fn answering_in(bodies: &[String]) -> (f64, Vec<f64>) {
+    let per: Vec<f64> = bodies
+        .iter()
+        .map(|body| {
+            metric_sum(body, "drover_devices", Some("status=\"online\"")).unwrap_or(0.0)
+                + metric_sum(body, "drover_devices", Some("status=\"degraded\"")).unwrap_or(0.0)
+        })
+        .collect();
     (per.iter().sum(), per)
 }
 
@@ -623,15 +624,17 @@ async fn measure(
         )
     };
     let from_ms = unix_ms();
-    let pipe0 = pipeline_counters(nodes).await;
+    let bodies0 = scrape(nodes).await;
+    let pipe0 = pipeline_counters(&bodies0);
     let window_start = Instant::now();
     let (nodes0, sim0, pg0, rd0, nats0) = usage(nodes);
     let window_end = Instant::now() + opts.duration;
-    let mut lag_max_s = recorder_lag_s(nodes).await;
+    let mut lag_max_s = recorder_lag_s(&bodies0);
     while Instant::now() < window_end {
         tokio::time::sleep(Duration::from_secs(10).min(window_end - Instant::now())).await;
-        let (sum, _) = answering(nodes).await;
-        let lag = recorder_lag_s(nodes).await;
+        let bodies = scrape(nodes).await;
+        let (sum, _) = answering_in(&bodies);
+        let lag = recorder_lag_s(&bodies);
         lag_max_s = lag_max_s.max(lag);
         eprintln!(
             "  window: {:.0}s left, answering {sum:.0}/{n:.0}, recorder lag {lag:.2}s, load {}",
@@ -640,24 +643,24 @@ async fn measure(
         );
     }
     let (nodes1, sim1, pg1, rd1, nats1) = usage(nodes);
-    let pipe1 = pipeline_counters(nodes).await;
+    let bodies = scrape(nodes).await;
+    let pipe1 = pipeline_counters(&bodies);
     let window_s = window_start.elapsed().as_secs_f64();
     let to_ms = unix_ms();
     let mut write_lag_p99_ms: Option<f64> = None;
     let mut publish_lag_p99_ms: Option<f64> = None;
     let mut figures = Vec::new();
-    for (i, node) in nodes.iter().enumerate() {
-        let body = node.metrics_text().await.unwrap_or_default();
+    for (i, (node, body)) in nodes.iter().zip(&bodies).enumerate() {
         let q = |quantile: &str| {
             metric_sum(
-                &body,
+                body,
                 "drover_device_poll_lateness_seconds",
                 Some(&format!("quantile=\"{quantile}\"")),
             )
             .map(|s| s * 1000.0)
         };
         let p99 =
-            |name: &str| metric_sum(&body, name, Some("quantile=\"0.99\"")).map(|s| s * 1000.0);
+            |name: &str| metric_sum(body, name, Some("quantile=\"0.99\"")).map(|s| s * 1000.0);
         let worst = |acc: Option<f64>, v: Option<f64>| match (acc, v) {
             (Some(a), Some(v)) => Some(a.max(v)),
             (a, v) => a.or(v),
@@ -666,7 +669,7 @@ async fn measure(
         publish_lag_p99_ms = worst(publish_lag_p99_ms, p99("drover_events_publish_lag_seconds"));
         figures.push(NodeFigures {
             name: node.name.clone(),
-            devices_at_end: metric_sum(&body, "drover_devices", None).unwrap_or(0.0),
+            devices_at_end: metric_sum(body, "drover_devices", None).unwrap_or(0.0),
             cpu_cores: nodes0[i].until(&nodes1[i]).1,
             rss_kb: node.usage().1,
             lateness_p50_ms: q("0.5"),

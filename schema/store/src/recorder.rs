@@ -206,10 +206,9 @@ struct Queued {
 
 struct Shared {
     queue: Mutex<VecDeque<Queued>>,
-    /// When the oldest event of the batch being written was queued, in microseconds after
-    /// `epoch` plus one (0: no batch in flight).
-    in_flight_since: AtomicU64,
-    epoch: Instant,
+    /// When the oldest event of the batch being written was queued (`None`: no batch in
+    /// flight).
+    in_flight_since: Mutex<Option<Instant>>,
     capacity: usize,
     wake: Notify,
     idle: Notify,
@@ -272,10 +271,8 @@ impl RecorderHandle {
             .lock()
             .map(|q| (q.len() as u64, q.front().map(|e| e.at)))
             .unwrap_or((0, None));
-        let oldest = match self.shared.in_flight_since.load(Ordering::Acquire) {
-            0 => oldest_queued,
-            us => Some(self.shared.epoch + Duration::from_micros(us - 1)),
-        };
+        let in_flight = self.shared.in_flight_since.lock().ok().and_then(|t| *t);
+        let oldest = in_flight.or(oldest_queued);
         RecorderStats {
             queued,
             lag_ms: oldest.map_or(0, |t| t.elapsed().as_millis() as u64),
@@ -328,8 +325,7 @@ impl Recorder {
     ) -> (RecorderHandle, tokio::task::JoinHandle<()>) {
         let shared = Arc::new(Shared {
             queue: Mutex::new(VecDeque::new()),
-            in_flight_since: AtomicU64::new(0),
-            epoch: Instant::now(),
+            in_flight_since: Mutex::new(None),
             capacity: cfg.capacity.max(1),
             wake: Notify::new(),
             idle: Notify::new(),
@@ -373,10 +369,7 @@ async fn run(pool: PgPool, shared: Arc<Shared>, cfg: RecorderConfig) {
             };
             let n = q.len().min(cfg.batch_max.max(1).saturating_mul(writers));
             shared.in_flight.store(n as u64, Ordering::Release);
-            if let Some(first) = q.front() {
-                let us = first.at.saturating_duration_since(shared.epoch).as_micros() as u64;
-                shared.in_flight_since.store(us + 1, Ordering::Release);
-            }
+            set_in_flight_since(&shared, q.front().map(|e| e.at));
             q.drain(..n).map(|e| (e.record, e.at)).unzip()
         };
         if batch.is_empty() {
@@ -421,8 +414,14 @@ async fn run(pool: PgPool, shared: Arc<Shared>, cfg: RecorderConfig) {
         for at in &queued_at {
             lag.record(at.elapsed().as_secs_f64());
         }
-        shared.in_flight_since.store(0, Ordering::Release);
+        set_in_flight_since(&shared, None);
         shared.in_flight.store(0, Ordering::Release);
+    }
+}
+
+fn set_in_flight_since(shared: &Shared, oldest: Option<Instant>) {
+    if let Ok(mut t) = shared.in_flight_since.lock() {
+        *t = oldest;
     }
 }
 

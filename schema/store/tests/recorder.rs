@@ -103,6 +103,21 @@ async fn fixture(devices: usize) -> anyhow::Result<Fixture> {
     })
 }
 
+/// A store for the fixture's database reached through a [`Proxy`] that the test can cut.
+async fn store_through_proxy(
+    f: &Fixture,
+    acquire_timeout: Duration,
+) -> anyhow::Result<(Proxy, Store)> {
+    let proxy = Proxy::start("127.0.0.1:5432").await?;
+    let mut cfg = StoreConfig::new(
+        f.db.app_url()
+            .replace("127.0.0.1:5432", &proxy.addr.to_string()),
+    );
+    cfg.acquire_timeout = acquire_timeout;
+    let store = Store::connect(&cfg).await?;
+    Ok((proxy, store))
+}
+
 fn sample(tenant: TenantId, device: Uuid, at: DateTime<Utc>, cpu: f64) -> MetricsSample {
     MetricsSample {
         version: EVENT_VERSION,
@@ -308,13 +323,7 @@ async fn bad_input_is_clamped_or_rejected_and_the_writer_survives() -> anyhow::R
 #[tokio::test]
 async fn overflow_drops_oldest_first_and_counts() -> anyhow::Result<()> {
     let f = fixture(1).await?;
-    let proxy = Proxy::start("127.0.0.1:5432").await?;
-    let mut cfg = StoreConfig::new(
-        f.db.app_url()
-            .replace("127.0.0.1:5432", &proxy.addr.to_string()),
-    );
-    cfg.acquire_timeout = Duration::from_millis(500);
-    let store = Store::connect(&cfg).await?;
+    let (proxy, store) = store_through_proxy(&f, Duration::from_millis(500)).await?;
     let rc = RecorderConfig {
         capacity: 100,
         retry_max: Duration::from_millis(200),
@@ -398,13 +407,7 @@ async fn ingest_through_outage(
 #[tokio::test]
 async fn ingest_rides_out_a_lost_database_connection() -> anyhow::Result<()> {
     let f = fixture(20).await?;
-    let proxy = Proxy::start("127.0.0.1:5432").await?;
-    let mut cfg = StoreConfig::new(
-        f.db.app_url()
-            .replace("127.0.0.1:5432", &proxy.addr.to_string()),
-    );
-    cfg.acquire_timeout = Duration::from_millis(500);
-    let store = Store::connect(&cfg).await?;
+    let (proxy, store) = store_through_proxy(&f, Duration::from_millis(500)).await?;
     ingest_through_outage(&f, &store, async || {
         proxy.set_down(true);
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -419,13 +422,7 @@ async fn ingest_rides_out_a_lost_database_connection() -> anyhow::Result<()> {
 #[tokio::test]
 async fn the_lag_grows_while_the_database_is_away_and_clears_after() -> anyhow::Result<()> {
     let f = fixture(5).await?;
-    let proxy = Proxy::start("127.0.0.1:5432").await?;
-    let mut cfg = StoreConfig::new(
-        f.db.app_url()
-            .replace("127.0.0.1:5432", &proxy.addr.to_string()),
-    );
-    cfg.acquire_timeout = Duration::from_millis(300);
-    let store = Store::connect(&cfg).await?;
+    let (proxy, store) = store_through_proxy(&f, Duration::from_millis(300)).await?;
     let (h, _task) = Recorder::spawn(
         &store,
         RecorderConfig {
