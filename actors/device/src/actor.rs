@@ -14,12 +14,12 @@ use drover_model::{DeviceStatus, Event};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use routeros_client::{Client, Error as ClientError};
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 
 use crate::config::{DevicePolicy, DeviceSpec, FencedLease, SLOT_WINDOW};
 use crate::messages::{CommandError, DeviceMsg, DeviceSnapshot, PollFinished};
 use crate::poll::{self, Baseline, Facts, PollPlan, Radios};
 use crate::state::{Effect, Input, Machine};
+use crate::timers::{DeviceTimers, TimerKey, Wake};
 
 /// Where a device's events go. The tenant supervisor provides it; it must not block.
 pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
@@ -71,6 +71,8 @@ pub struct DeviceArgs {
     pub events: EventSink,
     /// Bounds concurrent TLS handshakes across the node.
     pub handshakes: Arc<Semaphore>,
+    /// The node's timer task: poll slots and reconnect back-offs come from it.
+    pub timers: DeviceTimers,
     pub progress: Arc<Progress>,
     /// Fencing epoch of the shard lease (0 when unsharded).
     pub epoch: u64,
@@ -100,9 +102,10 @@ pub struct DeviceState {
     client: Option<Client>,
     /// Incremented for every connect attempt; results of older attempts are ignored.
     generation: u64,
-    connect_timer: Option<JoinHandle<()>>,
+    connect_timer: Option<TimerKey>,
     connecting: bool,
-    poll_timer: Option<JoinHandle<()>>,
+    /// The pending entry of the next poll slot; a `PollDue` from any other is stale.
+    poll_timer: Option<TimerKey>,
     next_poll: tokio::time::Instant,
     /// The slot (planned start) of the last poll this actor sent.
     last_polled_slot: Option<tokio::time::Instant>,
@@ -204,10 +207,10 @@ impl Actor for DeviceActor {
         metrics::gauge!("drover_devices", "status" => state.machine.status().as_str())
             .decrement(1.0);
         if let Some(t) = state.connect_timer.take() {
-            t.abort();
+            state.args.timers.cancel(t);
         }
         if let Some(t) = state.poll_timer.take() {
-            t.abort();
+            state.args.timers.cancel(t);
         }
         if let Some(c) = state.client.take() {
             c.close();
@@ -225,6 +228,9 @@ impl Actor for DeviceActor {
         state.args.progress.enter();
         match msg {
             DeviceMsg::Connect { generation } => {
+                if generation == state.generation {
+                    state.connect_timer = None; // it fired: nothing left to cancel
+                }
                 if generation == state.generation && !state.connecting && state.client.is_none() {
                     state.start_connect(&myself);
                 }
@@ -232,7 +238,12 @@ impl Actor for DeviceActor {
             DeviceMsg::ConnectFinished { generation, result } => {
                 state.on_connected(&myself, generation, *result);
             }
-            DeviceMsg::PollDue => state.on_poll_due(&myself),
+            DeviceMsg::PollDue { timer } => {
+                if state.poll_timer.is_some_and(|t| t.seq() == timer) {
+                    state.poll_timer = None;
+                    state.on_poll_due(&myself);
+                }
+            }
             DeviceMsg::PollFinished(done) => {
                 let PollFinished {
                     generation,
@@ -366,7 +377,7 @@ impl DeviceState {
 
     fn schedule_connect(&mut self, myself: &ActorRef<DeviceMsg>, after: Duration) {
         if let Some(t) = self.connect_timer.take() {
-            t.abort();
+            self.args.timers.cancel(t);
         }
         // A connect still in flight belongs to the old generation: its result is ignored.
         self.generation += 1;
@@ -378,11 +389,11 @@ impl DeviceState {
         }
         // Jitter of ±25% so devices that failed together do not retry together.
         let jittered = after.mul_f64(0.75 + rand::random::<f64>() * 0.5);
-        let me = myself.clone();
-        self.connect_timer = Some(tokio::spawn(async move {
-            tokio::time::sleep(jittered).await;
-            let _ = me.send_message(DeviceMsg::Connect { generation });
-        }));
+        self.connect_timer = Some(self.args.timers.schedule(
+            myself,
+            tokio::time::Instant::now() + jittered,
+            Wake::Connect { generation },
+        ));
     }
 
     fn start_connect(&mut self, myself: &ActorRef<DeviceMsg>) {
@@ -459,14 +470,10 @@ impl DeviceState {
 
     fn schedule_poll(&mut self, myself: &ActorRef<DeviceMsg>, at: tokio::time::Instant) {
         if let Some(t) = self.poll_timer.take() {
-            t.abort();
+            self.args.timers.cancel(t);
         }
         self.next_poll = at;
-        let me = myself.clone();
-        self.poll_timer = Some(tokio::spawn(async move {
-            tokio::time::sleep_until(at).await;
-            let _ = me.send_message(DeviceMsg::PollDue);
-        }));
+        self.poll_timer = Some(self.args.timers.schedule(myself, at, Wake::Poll));
     }
 
     fn on_poll_due(&mut self, myself: &ActorRef<DeviceMsg>) {

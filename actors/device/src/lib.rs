@@ -10,6 +10,8 @@
 //! - [`values`]: parsers for RouterOS value formats (durations, signals, counters).
 //! - [`messages`]: [`DeviceMsg`] and the reply types.
 //! - [`actor`]: [`DeviceActor`] itself.
+//! - [`timers`]: [`DeviceTimers`], the node's one timer task for every actor's poll slots
+//!   and reconnect back-offs.
 //!
 //! # Invariants
 //! - No database, NATS or HTTP here: events leave through the [`EventSink`] the tenant
@@ -24,9 +26,11 @@ pub mod config;
 pub mod messages;
 pub mod poll;
 pub mod state;
+pub mod timers;
 pub mod values;
 
 pub use actor::{DeviceActor, DeviceArgs, EventSink, Progress, device_actor_name};
 pub use config::{DevicePolicy, DeviceSpec, Fence, FencedLease, SLOT_WINDOW};
 pub use messages::{CommandError, DeviceMsg, DeviceSnapshot};
 pub use state::{Effect, Input, Machine};
+pub use timers::{DeviceTimers, TimerKey, Wake};

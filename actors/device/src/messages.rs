@@ -21,8 +21,11 @@ pub enum DeviceMsg {
         generation: u64,
         result: Box<Result<Client, ClientError>>,
     },
-    /// A poll slot is due.
-    PollDue,
+    /// A poll slot is due; `timer` is the sequence number of the [`crate::DeviceTimers`]
+    /// entry that fired, so a slot that was rescheduled meanwhile is recognised as stale.
+    PollDue {
+        timer: u64,
+    },
     PollFinished(Box<PollFinished>),
     /// Run a command for an operator or integration, beside polling, on the same session.
     Execute {
@@ -57,7 +60,7 @@ impl std::fmt::Debug for DeviceMsg {
         let name = match self {
             Self::Connect { .. } => "Connect",
             Self::ConnectFinished { .. } => "ConnectFinished",
-            Self::PollDue => "PollDue",
+            Self::PollDue { .. } => "PollDue",
             Self::PollFinished(_) => "PollFinished",
             Self::Execute { .. } => "Execute",
             Self::UpdateSpec(_) => "UpdateSpec",

@@ -10,7 +10,8 @@ use std::time::Duration;
 use drover_testkit::eventually;
 
 use drover_device::{
-    DeviceActor, DeviceArgs, DeviceMsg, DevicePolicy, DeviceSnapshot, DeviceSpec, Progress,
+    DeviceActor, DeviceArgs, DeviceMsg, DevicePolicy, DeviceSnapshot, DeviceSpec, DeviceTimers,
+    Progress,
 };
 use drover_model::{DeviceId, DeviceStatus, Event, TenantId};
 use ractor::{Actor, ActorRef};
@@ -73,6 +74,7 @@ impl Harness {
             policy: Arc::new(policy),
             events: Arc::new(move |e| events.lock().unwrap().push(e)),
             handshakes: Arc::new(tokio::sync::Semaphore::new(16)),
+            timers: DeviceTimers::new(),
             progress: Arc::new(Progress::default()),
             epoch: 0,
         };

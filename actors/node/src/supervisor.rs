@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_device::{DeviceMsg, DevicePolicy, DeviceSpec, EventSink, device_actor_name};
+use drover_device::{
+    DeviceMsg, DevicePolicy, DeviceSpec, DeviceTimers, EventSink, device_actor_name,
+};
 use drover_model::{DeviceId, TenantId};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::sync::Semaphore;
@@ -79,6 +81,8 @@ pub struct NodeSupervisor;
 pub struct NodeState {
     args: NodeArgs,
     handshakes: Arc<Semaphore>,
+    /// One timer task for every device actor of the node.
+    timers: DeviceTimers,
     tenants: HashMap<TenantId, ActorRef<TenantMsg>>,
     tenant_of_actor: HashMap<ActorId, TenantId>,
     /// Every device this node should run, as last told.
@@ -111,6 +115,7 @@ impl Actor for NodeSupervisor {
     ) -> Result<NodeState, ActorProcessingErr> {
         Ok(NodeState {
             handshakes: Arc::new(Semaphore::new(args.max_concurrent_handshakes.max(1))),
+            timers: DeviceTimers::new(),
             args,
             tenants: HashMap::new(),
             tenant_of_actor: HashMap::new(),
@@ -227,6 +232,7 @@ impl NodeState {
             restart: self.args.restart.clone(),
             events: self.args.events.clone(),
             handshakes: self.handshakes.clone(),
+            timers: self.timers.clone(),
             epoch: self.args.epoch,
         };
         let (actor, _) = TenantSupervisor::spawn_linked(

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use drover_device::{
-    DeviceActor, DeviceArgs, DeviceMsg, DevicePolicy, DeviceSpec, EventSink, Progress,
+    DeviceActor, DeviceArgs, DeviceMsg, DevicePolicy, DeviceSpec, DeviceTimers, EventSink,
+    Progress,
     device_actor_name,
 };
 use drover_model::events::{DeviceStatusChanged, EVENT_VERSION};
@@ -72,6 +73,8 @@ pub struct TenantArgs {
     pub restart: RestartPolicy,
     pub events: EventSink,
     pub handshakes: Arc<Semaphore>,
+    /// The node's device timer task.
+    pub timers: DeviceTimers,
     pub epoch: u64,
 }
 
@@ -316,6 +319,7 @@ impl TenantState {
             policy: self.args.policy.clone(),
             events: self.args.events.clone(),
             handshakes: self.args.handshakes.clone(),
+            timers: self.args.timers.clone(),
             progress: child.progress.clone(),
             epoch: self.args.epoch,
         };

@@ -1,14 +1,13 @@
-//! [`Client`]: a logged-in session with many tagged commands in flight, one reader task that
-//! routes replies by `.tag`, and one writer task that coalesces outgoing sentences.
+//! [`Client`]: a logged-in session with many tagged commands in flight and one task that
+//! owns the connection: it routes replies by `.tag` and writes outgoing sentences, coalesced.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use routeros_proto::{Attributes, Command, Reply, ReplyKind, TrapCategory};
 
@@ -69,42 +68,42 @@ impl ClientOptions {
 /// connection closes when the last clone is dropped, or on [`Client::close`].
 #[derive(Clone)]
 pub struct Client {
-    shared: Arc<Shared>,
-    outbox: mpsc::Sender<Vec<u8>>,
-    in_flight: Arc<Semaphore>,
-    info: Arc<SessionInfo>,
-    options: Arc<ClientOptions>,
-    _tasks: Arc<Tasks>,
+    handle: Arc<Handle>,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("peer", &self.info.peer)
+            .field("peer", &self.handle.info.peer)
             .field("closed", &self.is_closed())
             .finish()
     }
 }
 
-/// Aborts the session's tasks when the last [`Client`] clone goes away.
+/// What the [`Client`] clones share (one allocation per session). When the last clone
+/// goes away the session is closed and its task says goodbye to the device and ends.
 #[derive(Debug)]
-struct Tasks {
-    reader: JoinHandle<()>,
-    writer: JoinHandle<()>,
+struct Handle {
+    shared: Arc<Shared>,
+    in_flight: Semaphore,
+    info: SessionInfo,
+    options: ClientOptions,
 }
 
-impl Drop for Tasks {
+impl Drop for Handle {
     fn drop(&mut self) {
-        self.reader.abort();
-        self.writer.abort();
+        self.shared.close(Error::Closed);
+        self.shared.wake.notify_one();
     }
 }
 
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
-    /// Wakes the reader when a command starts draining, so it arms the drain timer.
-    draining: tokio::sync::Notify,
+    /// Wakes the session task: sentences are waiting in `outgoing`, a command started
+    /// draining (it arms the drain timer), or the session was closed (it says goodbye to the
+    /// device and ends).
+    wake: tokio::sync::Notify,
     next_tag: AtomicU64,
     started: Instant,
     /// Milliseconds since `started` when the last byte arrived.
@@ -119,6 +118,9 @@ struct Shared {
 #[derive(Debug, Default)]
 struct State {
     pending: HashMap<u64, Pending>,
+    /// Encoded sentences waiting for the session task to write them (empty, and holding no
+    /// memory, between polls).
+    outgoing: Vec<u8>,
     closed: Option<Error>,
 }
 
@@ -169,6 +171,10 @@ impl Shared {
 
     fn closed_error(&self) -> Option<Error> {
         lock(&self.state).closed.clone()
+    }
+
+    fn is_closed(&self) -> bool {
+        lock(&self.state).closed.is_some()
     }
 
     fn dropped(&self) {
@@ -286,7 +292,7 @@ impl Client {
     ) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
-            draining: tokio::sync::Notify::new(),
+            wake: tokio::sync::Notify::new(),
             next_tag: AtomicU64::new(1),
             started: Instant::now(),
             last_received_ms: AtomicU64::new(0),
@@ -296,43 +302,42 @@ impl Client {
             bytes_received: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
         });
-        let (read_half, write_half) = tokio::io::split(stream);
-        let (outbox, inbox) = mpsc::channel(options.max_in_flight * 2);
-        let reader = tokio::spawn(read_loop(
+        // The task ends on its own once the session is closed (by the device, an error,
+        // `close`, or the last clone's drop): nothing needs its handle.
+        tokio::spawn(run_session(
             shared.clone(),
-            read_half,
+            stream,
             reader,
             options.max_rows,
             options.drain_timeout,
         ));
-        let writer = tokio::spawn(write_loop(shared.clone(), write_half, inbox));
         Self {
-            in_flight: Arc::new(Semaphore::new(options.max_in_flight)),
-            shared,
-            outbox,
-            info: Arc::new(info),
-            options: Arc::new(options),
-            _tasks: Arc::new(Tasks { reader, writer }),
+            handle: Arc::new(Handle {
+                shared,
+                in_flight: Semaphore::new(options.max_in_flight),
+                info,
+                options,
+            }),
         }
     }
 
     pub fn info(&self) -> &SessionInfo {
-        &self.info
+        &self.handle.info
     }
 
     /// Whether the session has ended (the device closed it, a fatal error, or [`Client::close`]).
     pub fn is_closed(&self) -> bool {
-        self.shared.closed_error().is_some()
+        self.handle.shared.is_closed()
     }
 
     /// How long since the device last sent anything.
     pub fn idle_for(&self) -> Duration {
-        let last = Duration::from_millis(self.shared.last_received_ms.load(Ordering::Relaxed));
-        self.shared.started.elapsed().saturating_sub(last)
+        let last = Duration::from_millis(self.handle.shared.last_received_ms.load(Ordering::Relaxed));
+        self.handle.shared.started.elapsed().saturating_sub(last)
     }
 
     pub fn stats(&self) -> ClientStats {
-        let s = &self.shared;
+        let s = &self.handle.shared;
         ClientStats {
             commands_sent: s.commands_sent.load(Ordering::Relaxed),
             timeouts: s.timeouts.load(Ordering::Relaxed),
@@ -344,7 +349,7 @@ impl Client {
 
     /// Runs one command with the session's default timeout.
     pub async fn execute(&self, command: Command) -> Result<Response, Error> {
-        self.execute_with_timeout(command, self.options.command_timeout)
+        self.execute_with_timeout(command, self.handle.options.command_timeout)
             .await
     }
 
@@ -363,7 +368,7 @@ impl Client {
     /// Sends all `commands` back to back in one write (one round trip) and waits for all of
     /// them, each bounded by the session's default timeout from now.
     pub async fn execute_pipelined(&self, commands: Vec<Command>) -> Vec<Result<Response, Error>> {
-        let deadline = tokio::time::Instant::now() + self.options.command_timeout;
+        let deadline = tokio::time::Instant::now() + self.handle.options.command_timeout;
         self.execute_all(commands, deadline).await
     }
 
@@ -385,9 +390,9 @@ impl Client {
         let n = commands.len();
         let permits = match tokio::time::timeout_at(
             deadline,
-            self.in_flight
-                .clone()
-                .acquire_many_owned(n.min(self.options.max_in_flight) as u32),
+            self.handle
+                .in_flight
+                .acquire_many(n.min(self.handle.options.max_in_flight) as u32),
         )
         .await
         {
@@ -405,17 +410,16 @@ impl Client {
                     .collect();
             }
         };
-        let mut bytes = Vec::new();
         let mut waiting = Vec::with_capacity(n);
         {
-            let mut state = lock(&self.shared.state);
+            let mut state = lock(&self.handle.shared.state);
             if let Some(e) = &state.closed {
                 return (0..n).map(|_| Err(e.clone())).collect();
             }
             for mut command in commands {
-                let tag = self.shared.next_tag.fetch_add(1, Ordering::Relaxed);
+                let tag = self.handle.shared.next_tag.fetch_add(1, Ordering::Relaxed);
                 command.tag = Some(tag.to_string());
-                command.encode(&mut bytes);
+                command.encode(&mut state.outgoing);
                 let (tx, rx) = oneshot::channel();
                 state.pending.insert(
                     tag,
@@ -435,22 +439,19 @@ impl Client {
                 });
             }
         }
-        self.shared
+        self.handle.shared
             .commands_sent
             .fetch_add(n as u64, Ordering::Relaxed);
-        if self.outbox.send(bytes).await.is_err() {
-            let e = self.shared.closed_error().unwrap_or(Error::Closed);
-            return (0..n).map(|_| Err(e.clone())).collect();
-        }
+        self.handle.shared.wake.notify_one();
         let started = Instant::now();
         let mut results = Vec::with_capacity(n);
         for mut w in waiting {
             let result = match w.rx.take() {
                 Some(rx) => match tokio::time::timeout_at(deadline, rx).await {
                     Ok(Ok(result)) => result,
-                    Ok(Err(_)) => Err(self.shared.closed_error().unwrap_or(Error::Closed)),
+                    Ok(Err(_)) => Err(self.handle.shared.closed_error().unwrap_or(Error::Closed)),
                     Err(_) => {
-                        self.shared.timeouts.fetch_add(1, Ordering::Relaxed);
+                        self.handle.shared.timeouts.fetch_add(1, Ordering::Relaxed);
                         Err(Error::Timeout {
                             command: w.command.clone(),
                             after: started.elapsed(),
@@ -469,11 +470,11 @@ impl Client {
     /// Starts a streaming command (`listen`, `monitor` without `=once=`, `print =follow=`).
     /// Rows arrive on the returned [`RowStream`]; dropping it cancels the command.
     pub async fn stream(&self, mut command: Command) -> Result<RowStream, Error> {
-        let tag = self.shared.next_tag.fetch_add(1, Ordering::Relaxed);
+        let tag = self.handle.shared.next_tag.fetch_add(1, Ordering::Relaxed);
         command.tag = Some(tag.to_string());
         let (tx, rx) = mpsc::channel(64);
         {
-            let mut state = lock(&self.shared.state);
+            let mut state = lock(&self.handle.shared.state);
             if let Some(e) = &state.closed {
                 return Err(e.clone());
             }
@@ -485,14 +486,10 @@ impl Client {
                     trap: None,
                 },
             );
+            command.encode(&mut state.outgoing);
         }
-        let mut bytes = Vec::new();
-        command.encode(&mut bytes);
-        self.shared.commands_sent.fetch_add(1, Ordering::Relaxed);
-        self.outbox
-            .send(bytes)
-            .await
-            .map_err(|_| self.shared.closed_error().unwrap_or(Error::Closed))?;
+        self.handle.shared.commands_sent.fetch_add(1, Ordering::Relaxed);
+        self.handle.shared.wake.notify_one();
         Ok(RowStream {
             client: self.clone(),
             tag,
@@ -512,14 +509,15 @@ impl Client {
 
     /// Ends the session: commands in flight fail with [`Error::Closed`].
     pub fn close(&self) {
-        self.shared.close(Error::Closed);
-        self._tasks.reader.abort();
+        self.handle.shared.close(Error::Closed);
+        // The task sees the session closed, ends the TLS session politely and stops.
+        self.handle.shared.wake.notify_one();
     }
 
     /// Stops waiting for `tag`: swallow its remaining replies and ask the device to stop.
     fn abandon(&self, tag: u64) {
         let still_running = {
-            let mut state = lock(&self.shared.state);
+            let mut state = lock(&self.handle.shared.state);
             match state.pending.get_mut(&tag) {
                 Some(entry) => {
                     *entry = Pending::Draining {
@@ -533,25 +531,22 @@ impl Client {
         if !still_running {
             return;
         }
-        let cancel_tag = self.shared.next_tag.fetch_add(1, Ordering::Relaxed);
-        lock(&self.shared.state).pending.insert(
-            cancel_tag,
-            Pending::Draining {
-                since: Instant::now(),
-            },
-        );
-        self.shared.draining.notify_one();
-        let mut bytes = Vec::new();
-        Command::new("/cancel")
-            .attr("tag", tag.to_string())
-            .tag(cancel_tag.to_string())
-            .encode(&mut bytes);
-        if self.outbox.try_send(bytes).is_err() {
-            // The writer is gone or hopelessly behind: the session cannot recover.
-            self.shared.close(Error::ConnectionLost {
-                reason: "could not send /cancel for a timed-out command".into(),
-            });
+        let cancel_tag = self.handle.shared.next_tag.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut state = lock(&self.handle.shared.state);
+            state.pending.insert(
+                cancel_tag,
+                Pending::Draining {
+                    since: Instant::now(),
+                },
+            );
+            Command::new("/cancel")
+                .attr("tag", tag.to_string())
+                .tag(cancel_tag.to_string())
+                .encode(&mut state.outgoing);
         }
+        // Writes the /cancel and arms the drain timer.
+        self.handle.shared.wake.notify_one();
     }
 }
 
@@ -565,7 +560,7 @@ struct Waiter<'a> {
 
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
-        let finished = lock(&self.client.shared.state)
+        let finished = lock(&self.client.handle.shared.state)
             .pending
             .get(&self.tag)
             .is_none_or(|p| matches!(p, Pending::Draining { .. }));
@@ -597,72 +592,114 @@ impl Drop for RowStream {
     }
 }
 
-async fn read_loop(
+/// The session's one task: reads and routes replies, writes what [`Client`]s queue, arms
+/// the drain timer while a cancelled command drains, and ends the session when it is closed.
+///
+/// Reading stops while a write is in progress (the connection has one owner). That write is
+/// a few hundred bytes of commands per poll and is bounded by `WRITE_TIMEOUT`, so a device
+/// cannot stall the session by refusing to read while it sends.
+async fn run_session(
     shared: Arc<Shared>,
-    mut read_half: ReadHalf<Box<dyn Stream>>,
+    mut stream: Box<dyn Stream>,
     mut buffer: ReadBuffer,
     max_rows: usize,
     drain_timeout: Duration,
 ) {
-    let mut source = CountingReader {
-        inner: &mut read_half,
-        shared: &shared,
-    };
+    const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+    const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
+    enum Step {
+        Received(Result<Reply, Error>),
+        DrainExpired,
+        Woken,
+    }
     loop {
-        // A timer runs only while a cancelled command drains: an idle session costs no
-        // wake-ups (thousands of sessions per node).
-        let drain_deadline = lock(&shared.state)
-            .pending
-            .values()
-            .filter_map(|p| match p {
-                Pending::Draining { since } => Some(*since + drain_timeout),
-                _ => None,
-            })
-            .min();
+        let (closed, outgoing, drain_deadline) = {
+            let mut state = lock(&shared.state);
+            // A timer runs only while a cancelled command drains: an idle session costs no
+            // wake-ups (thousands of sessions per node).
+            let drain_deadline = state
+                .pending
+                .values()
+                .filter_map(|p| match p {
+                    Pending::Draining { since } => Some(*since + drain_timeout),
+                    _ => None,
+                })
+                .min();
+            (
+                state.closed.is_some(),
+                std::mem::take(&mut state.outgoing),
+                drain_deadline,
+            )
+        };
+        if closed {
+            let _ = tokio::time::timeout(GOODBYE_TIMEOUT, stream.shutdown()).await;
+            return;
+        }
+        if !outgoing.is_empty() {
+            let write = async {
+                stream.write_all(&outgoing).await?;
+                stream.flush().await
+            };
+            let failure = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+                Ok(Ok(())) => {
+                    shared
+                        .bytes_sent
+                        .fetch_add(outgoing.len() as u64, Ordering::Relaxed);
+                    continue;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("device did not accept data for {WRITE_TIMEOUT:?}"),
+            };
+            shared.close(Error::ConnectionLost { reason: failure });
+            return;
+        }
         let drain_timer = async {
             match drain_deadline {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
                 None => std::future::pending().await,
             }
         };
+        let mut source = CountingReader {
+            inner: &mut stream,
+            shared: &shared,
+        };
         // `next_reply` is cancel-safe: bytes read are kept in `buffer` and the decoder
-        // remembers its position, so losing the race to a timer loses nothing.
-        tokio::select! {
-            reply = buffer.next_reply(&mut source) => {
-                match reply {
-                    Ok(reply) => {
-                        let ms = shared.started.elapsed().as_millis() as u64;
-                        shared.last_received_ms.store(ms, Ordering::Relaxed);
-                        shared.route(reply, max_rows).await;
-                        if shared.closed_error().is_some() {
-                            return;
-                        }
-                        if lock(&shared.state).pending.is_empty() {
-                            // Between polls an idle session keeps no read buffer.
-                            buffer.release_memory();
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "routeros session read failed");
-                        shared.close(e);
-                        return;
-                    }
+        // remembers its position, so losing the race to a wake-up or a timer loses nothing.
+        let step = tokio::select! {
+            () = shared.wake.notified() => Step::Woken,
+            reply = buffer.next_reply(&mut source) => Step::Received(reply),
+            () = drain_timer => Step::DrainExpired,
+        };
+        match step {
+            Step::Received(Ok(reply)) => {
+                let ms = shared.started.elapsed().as_millis() as u64;
+                shared.last_received_ms.store(ms, Ordering::Relaxed);
+                shared.route(reply, max_rows).await;
+                if lock(&shared.state).pending.is_empty() {
+                    // Between polls an idle session keeps no read buffer.
+                    buffer.release_memory();
                 }
             }
-            () = drain_timer => {
+            Step::Received(Err(e)) => {
+                tracing::debug!(error = %e, "routeros session read failed");
+                shared.close(e);
+                return;
+            }
+            Step::DrainExpired => {
                 shared.close(Error::ConnectionLost {
                     reason: format!("a cancelled command did not finish within {drain_timeout:?}"),
                 });
                 return;
             }
-            () = shared.draining.notified() => {} // a command was cancelled: re-arm the timer
+            // Sentences to write, a command cancelled (re-arm the timer), or closed.
+            Step::Woken => {}
         }
     }
 }
 
 /// Counts bytes received as they are read.
 struct CountingReader<'a> {
-    inner: &'a mut ReadHalf<Box<dyn Stream>>,
+    inner: &'a mut Box<dyn Stream>,
     shared: &'a Shared,
 }
 
@@ -681,45 +718,4 @@ impl tokio::io::AsyncRead for CountingReader<'_> {
             .fetch_add(n as u64, Ordering::Relaxed);
         poll
     }
-}
-
-async fn write_loop(
-    shared: Arc<Shared>,
-    mut write_half: WriteHalf<Box<dyn Stream>>,
-    mut inbox: mpsc::Receiver<Vec<u8>>,
-) {
-    const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-    while let Some(mut batch) = inbox.recv().await {
-        // Coalesce whatever else is queued into one write.
-        while batch.len() < 64 * 1024 {
-            match inbox.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
-                Err(_) => break,
-            }
-        }
-        let write = async {
-            write_half.write_all(&batch).await?;
-            write_half.flush().await
-        };
-        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-            Ok(Ok(())) => {
-                shared
-                    .bytes_sent
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            }
-            Ok(Err(e)) => {
-                shared.close(Error::ConnectionLost {
-                    reason: e.to_string(),
-                });
-                return;
-            }
-            Err(_) => {
-                shared.close(Error::ConnectionLost {
-                    reason: format!("device did not accept data for {WRITE_TIMEOUT:?}"),
-                });
-                return;
-            }
-        }
-    }
-    let _ = write_half.shutdown().await;
 }

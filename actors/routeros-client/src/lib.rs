@@ -8,7 +8,7 @@
 //! - [`session`]: [`connect`]: TCP connect, TLS handshake and login, each under its own timeout.
 //! - `tls_stream`: TLS on rustls' unbuffered API, with buffers that exist only while bytes are
 //!   in flight (an idle session holds no TLS read or write buffer).
-//! - [`client`]: [`Client`]: one reader task and one writer task per connection; commands are
+//! - [`client`]: [`Client`]: one task per connection reads, routes and writes; commands are
 //!   tagged and matched to replies by `.tag`, so many can be in flight at once.
 //! - [`error`]: [`Error`], the typed failures.
 //!

@@ -448,3 +448,69 @@ async fn dropping_a_stream_cancels_it_on_the_device() {
     assert!(!client.is_closed());
     fleet.shutdown().await;
 }
+
+#[tokio::test]
+async fn commands_complete_while_a_stream_keeps_the_session_busy() {
+    let fleet = fleet(1).await;
+    let client = connect(&options(&fleet, 0)).await.unwrap();
+    let mut stream = client
+        .stream(Command::new("/interface/monitor-traffic").attr("interface", "ether1"))
+        .await
+        .unwrap();
+    // Rows keep arriving on the one connection while other commands go out and come back.
+    for _ in 0..5 {
+        let row = tokio::time::timeout(Duration::from_secs(3), stream.next())
+            .await
+            .expect("a stream row within 3 s")
+            .expect("stream open");
+        assert!(row.is_ok(), "{row:?}");
+        let identity = tokio::time::timeout(
+            Duration::from_secs(3),
+            client.execute(Command::new("/system/identity/print")),
+        )
+        .await
+        .expect("a command answered beside the stream")
+        .unwrap();
+        assert!(identity.first().unwrap().get("name").is_some());
+    }
+    drop(stream);
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn close_and_dropping_the_last_clone_both_end_the_connection_on_the_device() {
+    let fleet = fleet(1).await;
+    let first = connect(&options(&fleet, 0)).await.unwrap();
+    let second = connect(&options(&fleet, 0)).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(3), || fleet.stats(0).active_connections == 2).await,
+        "{:?}",
+        fleet.stats(0)
+    );
+
+    // close(): commands fail at once and the device sees the connection end, though a
+    // clone of the client is still alive.
+    let clone = first.clone();
+    first.close();
+    assert!(clone.is_closed());
+    assert!(matches!(
+        clone.execute(Command::new("/system/identity/print")).await,
+        Err(Error::Closed)
+    ));
+    assert!(
+        eventually(Duration::from_secs(3), || fleet.stats(0).active_connections == 1).await,
+        "{:?}",
+        fleet.stats(0)
+    );
+
+    // Dropping every clone of a session ends it too.
+    second.ping(Duration::from_secs(3)).await.unwrap();
+    drop(second);
+    assert!(
+        eventually(Duration::from_secs(3), || fleet.stats(0).active_connections == 0).await,
+        "{:?}",
+        fleet.stats(0)
+    );
+    drop(clone);
+    fleet.shutdown().await;
+}
