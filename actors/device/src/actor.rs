@@ -66,7 +66,9 @@ impl Progress {
 /// from the same arguments: it holds no state a restart must keep.
 #[derive(Clone)]
 pub struct DeviceArgs {
-    pub spec: DeviceSpec,
+    /// Shared with the node's and the tenant supervisor's record of the device: one copy
+    /// per device, however many hold it.
+    pub spec: Arc<DeviceSpec>,
     pub policy: Arc<DevicePolicy>,
     pub events: EventSink,
     /// Bounds concurrent TLS handshakes across the node.
@@ -259,7 +261,7 @@ impl Actor for DeviceActor {
                 timeout,
                 reply,
             } => state.execute(*command, timeout, reply),
-            DeviceMsg::UpdateSpec(spec) => state.update_spec(&myself, *spec),
+            DeviceMsg::UpdateSpec(spec) => state.update_spec(&myself, spec),
             DeviceMsg::Snapshot(reply) => {
                 let _ = reply.send(state.snapshot());
             }
@@ -831,7 +833,7 @@ impl DeviceState {
         });
     }
 
-    fn update_spec(&mut self, myself: &ActorRef<DeviceMsg>, spec: DeviceSpec) {
+    fn update_spec(&mut self, myself: &ActorRef<DeviceMsg>, spec: Arc<DeviceSpec>) {
         let connection = self.args.spec.connection_differs(&spec);
         let interval_changed = self.args.spec.poll_interval != spec.poll_interval;
         self.args.spec = spec;

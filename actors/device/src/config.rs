@@ -30,6 +30,13 @@ impl DeviceSpec {
             || self.credentials.password() != other.credentials.password()
     }
 
+    /// Whether `other` changes nothing this device's actor acts on.
+    pub fn same_settings(&self, other: &DeviceSpec) -> bool {
+        self.tenant_id == other.tenant_id
+            && !self.connection_differs(other)
+            && self.poll_interval == other.poll_interval
+    }
+
     pub(crate) fn connect_options(&self, policy: &DevicePolicy) -> ConnectOptions {
         let mut o = ConnectOptions::new(self.host.clone(), self.credentials.clone());
         o.port = self.port;

@@ -1,5 +1,6 @@
 //! What a device actor receives ([`DeviceMsg`]) and the reply types it hands back.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -33,8 +34,8 @@ pub enum DeviceMsg {
         timeout: Duration,
         reply: RpcReplyPort<Result<Response, CommandError>>,
     },
-    /// The device's settings changed in the store.
-    UpdateSpec(Box<DeviceSpec>),
+    /// The device's settings changed in the store (shared with the supervisors' copy).
+    UpdateSpec(Arc<DeviceSpec>),
     /// Report the current state.
     Snapshot(RpcReplyPort<DeviceSnapshot>),
 }

@@ -70,7 +70,7 @@ impl Harness {
     async fn spawn(&self, spec: DeviceSpec, policy: DevicePolicy) -> ActorRef<DeviceMsg> {
         let events = self.events.clone();
         let args = DeviceArgs {
-            spec,
+            spec: Arc::new(spec),
             policy: Arc::new(policy),
             events: Arc::new(move |e| events.lock().unwrap().push(e)),
             handshakes: Arc::new(tokio::sync::Semaphore::new(16)),
@@ -309,7 +309,7 @@ async fn an_address_change_reaches_the_running_actor() {
         ..spec
     };
     actor
-        .send_message(DeviceMsg::UpdateSpec(Box::new(moved)))
+        .send_message(DeviceMsg::UpdateSpec(Arc::new(moved)))
         .unwrap();
     assert!(eventually!(
         Duration::from_secs(5),

@@ -86,7 +86,8 @@ pub struct NodeState {
     tenants: HashMap<TenantId, ActorRef<TenantMsg>>,
     tenant_of_actor: HashMap<ActorId, TenantId>,
     /// Every device this node should run, as last told.
-    devices: HashMap<DeviceId, DeviceSpec>,
+    /// One shared copy per device: the tenant supervisor and the actor hold the same.
+    devices: HashMap<DeviceId, Arc<DeviceSpec>>,
 }
 
 impl std::fmt::Debug for NodeState {
@@ -148,7 +149,8 @@ impl Actor for NodeSupervisor {
             NodeMsg::Reconcile(specs) => state.reconcile(&myself, specs).await?,
             NodeMsg::Upsert(spec) => {
                 let tenant = state.tenant(&myself, spec.tenant_id).await?;
-                state.devices.insert(spec.id, (*spec).clone());
+                let spec = state.shared_spec(*spec);
+                state.devices.insert(spec.id, spec.clone());
                 let _ = tenant.send_message(TenantMsg::Upsert(spec));
             }
             NodeMsg::Remove(id) => {
@@ -204,7 +206,7 @@ impl Actor for NodeSupervisor {
                 .increment(1);
             state.tenants.remove(&tenant);
             tracing::error!(%tenant, "tenant supervisor ended unexpectedly; restarting it");
-            let specs: Vec<DeviceSpec> = state
+            let specs: Vec<Arc<DeviceSpec>> = state
                 .devices
                 .values()
                 .filter(|s| s.tenant_id == tenant)
@@ -247,12 +249,22 @@ impl NodeState {
         Ok(actor)
     }
 
+    /// The shared copy of `spec`: the one already held when nothing changed (so a full
+    /// reload does not leave the actors holding a second copy), a new one otherwise.
+    fn shared_spec(&self, spec: DeviceSpec) -> Arc<DeviceSpec> {
+        match self.devices.get(&spec.id) {
+            Some(held) if held.same_settings(&spec) => held.clone(),
+            _ => Arc::new(spec),
+        }
+    }
+
     async fn reconcile(
         &mut self,
         myself: &ActorRef<NodeMsg>,
         specs: Vec<DeviceSpec>,
     ) -> Result<(), ActorProcessingErr> {
-        let mut by_tenant: HashMap<TenantId, Vec<DeviceSpec>> = HashMap::new();
+        let specs: Vec<Arc<DeviceSpec>> = specs.into_iter().map(|s| self.shared_spec(s)).collect();
+        let mut by_tenant: HashMap<TenantId, Vec<Arc<DeviceSpec>>> = HashMap::new();
         self.devices = specs.iter().map(|s| (s.id, s.clone())).collect();
         for spec in specs {
             by_tenant.entry(spec.tenant_id).or_default().push(spec);

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use drover_device::{
     DeviceActor, DeviceArgs, DeviceMsg, DevicePolicy, DeviceSpec, DeviceTimers, EventSink,
-    Progress,
-    device_actor_name,
+    Progress, device_actor_name,
 };
 use drover_model::events::{DeviceStatusChanged, EVENT_VERSION};
 use drover_model::{DeviceId, DeviceStatus, Event, TenantId};
@@ -23,9 +22,9 @@ use crate::restart::{RestartDecision, RestartPolicy, RestartTracker};
 /// Messages of [`TenantSupervisor`].
 pub enum TenantMsg {
     /// The full set of this tenant's devices this node must run; others are stopped.
-    Apply(Vec<DeviceSpec>),
+    Apply(Vec<Arc<DeviceSpec>>),
     /// Add a device or change its settings (a running actor gets the new spec in place).
-    Upsert(Box<DeviceSpec>),
+    Upsert(Arc<DeviceSpec>),
     Remove(DeviceId),
     /// Let a quarantined device run again.
     ClearQuarantine(DeviceId),
@@ -91,7 +90,7 @@ impl std::fmt::Debug for TenantArgs {
 pub struct TenantSupervisor;
 
 struct Child {
-    spec: DeviceSpec,
+    spec: Arc<DeviceSpec>,
     actor: Option<(ActorRef<DeviceMsg>, JoinHandle<()>)>,
     progress: Arc<Progress>,
     tracker: RestartTracker,
@@ -184,7 +183,7 @@ impl Actor for TenantSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             TenantMsg::Apply(specs) => state.apply(&myself, specs).await,
-            TenantMsg::Upsert(spec) => state.upsert(&myself, *spec).await,
+            TenantMsg::Upsert(spec) => state.upsert(&myself, spec).await,
             TenantMsg::Remove(id) => state.remove(&[id]).await,
             TenantMsg::ClearQuarantine(id) => {
                 if let Some(child) = state.children.get_mut(&id)
@@ -232,8 +231,8 @@ impl Actor for TenantSupervisor {
 }
 
 impl TenantState {
-    async fn apply(&mut self, myself: &ActorRef<TenantMsg>, specs: Vec<DeviceSpec>) {
-        let wanted: HashMap<DeviceId, DeviceSpec> = specs
+    async fn apply(&mut self, myself: &ActorRef<TenantMsg>, specs: Vec<Arc<DeviceSpec>>) {
+        let wanted: HashMap<DeviceId, Arc<DeviceSpec>> = specs
             .into_iter()
             .filter(|s| s.tenant_id == self.args.tenant)
             .map(|s| (s.id, s))
@@ -250,7 +249,7 @@ impl TenantState {
         }
     }
 
-    async fn upsert(&mut self, myself: &ActorRef<TenantMsg>, spec: DeviceSpec) {
+    async fn upsert(&mut self, myself: &ActorRef<TenantMsg>, spec: Arc<DeviceSpec>) {
         if spec.tenant_id != self.args.tenant {
             tracing::warn!(device = %spec.id, "device of another tenant sent to the wrong supervisor");
             return;
@@ -258,18 +257,17 @@ impl TenantState {
         let id = spec.id;
         match self.children.get_mut(&id) {
             Some(child) => {
-                let changed = child.spec.connection_differs(&spec)
-                    || child.spec.poll_interval != spec.poll_interval;
-                child.spec = spec.clone();
-                if !changed {
+                if child.spec.same_settings(&spec) {
+                    // Keep the copy the actor shares.
                     return;
                 }
+                child.spec = spec.clone();
                 if child.quarantined.take().is_some() {
                     // A configuration change clears quarantine.
                     child.tracker.clear();
                     self.spawn(myself, id).await;
                 } else if let Some((actor, _)) = &child.actor {
-                    let _ = actor.send_message(DeviceMsg::UpdateSpec(Box::new(spec)));
+                    let _ = actor.send_message(DeviceMsg::UpdateSpec(spec));
                 }
             }
             None => {

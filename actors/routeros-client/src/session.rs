@@ -369,6 +369,7 @@ impl ReadBuffer {
         if self.start == self.data.len() {
             self.data = Vec::new();
             self.start = 0;
+            self.decoder.release_memory();
         }
     }
 }
@@ -426,7 +427,13 @@ mod tests {
             .await
             .expect("the done reply");
         assert_eq!(second.tag.as_deref(), Some("7"));
+        assert!(buffer.decoder.held_bytes() > 0);
         buffer.release_memory();
         assert_eq!(buffer.data.capacity(), 0);
+        assert_eq!(
+            buffer.decoder.held_bytes(),
+            0,
+            "the decoder's word index is freed too"
+        );
     }
 }

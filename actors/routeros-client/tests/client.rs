@@ -483,7 +483,9 @@ async fn close_and_dropping_the_last_clone_both_end_the_connection_on_the_device
     let first = connect(&options(&fleet, 0)).await.unwrap();
     let second = connect(&options(&fleet, 0)).await.unwrap();
     assert!(
-        eventually(Duration::from_secs(3), || fleet.stats(0).active_connections == 2).await,
+        eventually(Duration::from_secs(3), || fleet.stats(0).active_connections
+            == 2)
+        .await,
         "{:?}",
         fleet.stats(0)
     );
@@ -498,7 +500,9 @@ async fn close_and_dropping_the_last_clone_both_end_the_connection_on_the_device
         Err(Error::Closed)
     ));
     assert!(
-        eventually(Duration::from_secs(3), || fleet.stats(0).active_connections == 1).await,
+        eventually(Duration::from_secs(3), || fleet.stats(0).active_connections
+            == 1)
+        .await,
         "{:?}",
         fleet.stats(0)
     );
@@ -507,7 +511,9 @@ async fn close_and_dropping_the_last_clone_both_end_the_connection_on_the_device
     second.ping(Duration::from_secs(3)).await.unwrap();
     drop(second);
     assert!(
-        eventually(Duration::from_secs(3), || fleet.stats(0).active_connections == 0).await,
+        eventually(Duration::from_secs(3), || fleet.stats(0).active_connections
+            == 0)
+        .await,
         "{:?}",
         fleet.stats(0)
     );

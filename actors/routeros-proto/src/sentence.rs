@@ -184,6 +184,19 @@ impl SentenceDecoder {
         self.limits = limits;
     }
 
+    /// Frees the word index kept from the last sentence when no sentence is in progress
+    /// (an idle session waiting for its next reply, thousands of them per node).
+    pub fn release_memory(&mut self) {
+        if self.word_spans.is_empty() {
+            self.word_spans = Vec::new();
+        }
+    }
+
+    /// Bytes of memory the decoder holds besides itself.
+    pub fn held_bytes(&self) -> usize {
+        self.word_spans.capacity() * std::mem::size_of::<(usize, usize)>()
+    }
+
     /// Decodes the next complete sentence from `buf`, if there is one.
     pub fn decode(&mut self, buf: &[u8]) -> Result<Option<(Sentence, usize)>, DecodeError> {
         loop {
@@ -245,6 +258,42 @@ impl SentenceDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idle_decoder_holds_nothing_and_still_decodes_after_releasing() {
+        let mut wire = Vec::new();
+        for i in 0..40 {
+            let word = format!("=k{i}=v");
+            wire.push(word.len() as u8);
+            wire.extend_from_slice(word.as_bytes());
+        }
+        wire.push(0);
+        let mut dec = SentenceDecoder::new(Limits::default());
+        // Half a sentence: its word index must survive a release.
+        let half = wire.len() / 2;
+        assert!(dec.decode(&wire[..half]).unwrap().is_none());
+        let held = dec.held_bytes();
+        assert!(held > 0);
+        dec.release_memory();
+        assert_eq!(
+            dec.held_bytes(),
+            held,
+            "a sentence in progress kept its index"
+        );
+        let (sentence, used) = dec.decode(&wire).unwrap().expect("whole sentence");
+        assert_eq!((sentence.words.len(), used), (40, wire.len()));
+        assert!(
+            dec.held_bytes() > 0,
+            "the index keeps its capacity between sentences"
+        );
+        dec.release_memory();
+        assert_eq!(dec.held_bytes(), 0);
+        let (again, _) = dec
+            .decode(&wire)
+            .unwrap()
+            .expect("decodes after the release");
+        assert_eq!(again, sentence);
+    }
 
     fn decode_all(bytes: &[u8], limits: Limits) -> Result<Vec<Sentence>, DecodeError> {
         let mut dec = SentenceDecoder::new(limits);
