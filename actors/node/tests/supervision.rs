@@ -189,6 +189,56 @@ async fn reconcile_starts_new_devices_and_stops_removed_ones() {
 }
 
 #[tokio::test]
+async fn a_reload_that_changes_nothing_keeps_sessions_and_a_changed_address_moves_one() {
+    let n = node(2, fast_restarts()).await;
+    let tenant = TenantId::new_random();
+    let device = spec(&n.fleet, 0, tenant);
+    n.node
+        .send_message(NodeMsg::Reconcile(vec![device.clone()]))
+        .unwrap();
+    assert!(eventually!(
+        Duration::from_secs(5),
+        n.fleet.stats(0).polls_served >= 2
+    ));
+    // The periodic full reload sends the same settings again (new values, equal content).
+    for _ in 0..3 {
+        n.node
+            .send_message(NodeMsg::Reconcile(vec![device.clone()]))
+            .unwrap();
+        n.node
+            .send_message(NodeMsg::Upsert(Box::new(device.clone())))
+            .unwrap();
+    }
+    let polls = n.fleet.stats(0).polls_served;
+    assert!(eventually!(
+        Duration::from_secs(5),
+        n.fleet.stats(0).polls_served >= polls + 3
+    ));
+    assert_eq!(
+        n.fleet.stats(0).connections_accepted,
+        1,
+        "an unchanged device kept its session"
+    );
+    // The same device at another address: its running actor moves there.
+    let moved = DeviceSpec {
+        host: n.fleet.ip(1).to_string(),
+        port: Some(n.fleet.device_addr(1).port()),
+        ..device.clone()
+    };
+    n.node
+        .send_message(NodeMsg::Reconcile(vec![moved]))
+        .unwrap();
+    assert!(eventually!(
+        Duration::from_secs(5),
+        n.fleet.stats(1).polls_served >= 2 && n.fleet.stats(0).active_connections == 0
+    ));
+    let s = summary(&n.node).await;
+    assert_eq!((s.devices, s.running, s.restarts), (1, 1, 0));
+    n.node.stop_and_wait(None, None).await.unwrap();
+    n.fleet.shutdown().await;
+}
+
+#[tokio::test]
 async fn graceful_shutdown_closes_every_session() {
     let n = node(5, fast_restarts()).await;
     let tenant = TenantId::new_random();
