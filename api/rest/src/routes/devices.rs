@@ -769,13 +769,17 @@ impl DevicesApi {
             CountParam::None => CountMode::None,
         };
         let tx = state.store.begin(t).await?;
+        // Page, count and labels in one statement.
         let page =
-            queries::list_devices_counted(&tx, &filter, sort, order, offset.0, limit.0, count)
+            queries::list_devices_labelled(&tx, &filter, sort, order, offset.0, limit.0, count)
                 .await?;
-        let items = with_labels(&tx, page.items).await?;
         tx.commit().await?;
         Ok(FastJson(DevicePage {
-            items,
+            items: page
+                .items
+                .into_iter()
+                .map(|l| device_dto(l.device, l.tags, l.groups))
+                .collect(),
             total: page.total,
             total_is_exact: page.total_is_exact,
             has_more: page.has_more,

@@ -510,6 +510,73 @@ async fn devices_crud_search_and_audit_in_the_same_transaction() {
             "count={count}: {page}"
         );
     }
+    // Tags and groups in the list (one statement since the page, count and labels were
+    // merged): sorted by name, and each listed device as its own GET shows it.
+    let label = |kind: &'static str, name: &'static str| {
+        let h = &h;
+        let op = &op;
+        async move {
+            let (s, v) = h
+                .post(
+                    &format!("/api/tenants/{t}/{kind}"),
+                    Some(&op.access),
+                    json!({ "name": name }),
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+            v["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let blue = label("tags", "blue").await;
+    let amber = label("tags", "amber").await;
+    let core = label("groups", "core").await;
+    let (_, edge1) = h
+        .get(
+            &format!("{base}?q=edge-1&sort=name&limit=2"),
+            Some(&op.access),
+        )
+        .await;
+    let labelled: Vec<&str> = edge1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(labelled.len(), 2, "{edge1}");
+    let (s, v) = h
+        .post(
+            &format!("{base}/bulk-update"),
+            Some(&op.access),
+            json!({"device_ids": labelled, "add_tag_ids": [blue, amber], "group_id": core}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    for count in ["bounded", "exact", "estimate", "none"] {
+        let (_, page) = h
+            .get(
+                &format!("{base}?q=edge-1&sort=name&limit=5&count={count}"),
+                Some(&op.access),
+            )
+            .await;
+        let items = page["items"].as_array().unwrap();
+        assert_eq!(items.len(), 5, "{page}");
+        for (i, d) in items.iter().enumerate() {
+            let (tags, groups) = if i < 2 {
+                (json!(["amber", "blue"]), json!(["core"]))
+            } else {
+                (json!([]), json!([]))
+            };
+            assert_eq!((&d["tags"], &d["groups"]), (&tags, &groups), "{d}");
+            let (s, one) = h
+                .get(
+                    &format!("{base}/{}", d["id"].as_str().unwrap()),
+                    Some(&op.access),
+                )
+                .await;
+            assert_eq!(s, 200, "{one}");
+            assert_eq!(*d, one, "listed and fetched differ");
+        }
+    }
     // A duplicate in a bulk request: refused whole, naming the row.
     let (s, v) = h
         .post(&format!("{base}/bulk"), Some(&op.access), json!({"username": "a", "password": "b", "devices": [{"name": "x", "address": "10.9.9.9"}, {"name": "y", "address": "10.9.9.9"}]}))
