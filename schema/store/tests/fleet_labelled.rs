@@ -32,9 +32,9 @@ struct Fleet {
 }
 
 /// Two tenants with `N` devices each (`router-00001`…). In tenant `a`, device `i` is offline
-/// when `i % 10 == 0`, online otherwise; has tag `even` when `i` is even and `five` when
-/// `i % 5 == 0`; is in group `all` and, when `i % 7 == 0`, in group `seven`; is at site `four`
-/// when `i % 4 == 0`; was last seen `i` seconds ago unless `i % 3 == 0` (never). Tenant `b`'s
+/// when `i.is_multiple_of(10)`, online otherwise; has tag `even` when `i` is even and `five` when
+/// `i.is_multiple_of(5)`; is in group `all` and, when `i.is_multiple_of(7)`, in group `seven`; is at site `four`
+/// when `i.is_multiple_of(4)`; was last seen `i` seconds ago unless `i.is_multiple_of(3)` (never). Tenant `b`'s
 /// devices carry the same names, tag `b-secret` and group `b-group`.
 async fn fleet() -> anyhow::Result<Fleet> {
     let db = TestDb::create().await?;
@@ -123,14 +123,14 @@ fn number(name: &str) -> anyhow::Result<u64> {
 /// Tags and groups of tenant `a`'s device `i`, as [`fleet`] assigned them (sorted by name).
 fn labels_of(i: u64) -> (Vec<String>, Vec<String>) {
     let mut tags = Vec::new();
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         tags.push("even".to_owned());
     }
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         tags.push("five".to_owned());
     }
     let mut groups = vec!["all".to_owned()];
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         groups.push("seven".to_owned());
     }
     (tags, groups)
@@ -237,7 +237,7 @@ async fn one_statement_answers_as_the_three_queries_did_for_every_filter_sort_an
                 group_id: Some(f.group_seven),
                 ..Default::default()
             },
-            // i % 10 == 0 and i % 7 == 0: multiples of 70
+            // i.is_multiple_of(10) and i.is_multiple_of(7): multiples of 70
             N / 70,
         ),
     ];
@@ -342,7 +342,7 @@ async fn one_statement_answers_as_the_three_queries_did_for_every_filter_sort_an
 #[tokio::test]
 async fn one_statement_orders_nulls_and_ties_as_the_page_query() -> anyhow::Result<()> {
     let f = fleet().await?;
-    // Last seen ascending: the most recent (smallest i) last, never-seen devices (i % 3 == 0)
+    // Last seen ascending: the most recent (smallest i) last, never-seen devices (i.is_multiple_of(3))
     // after every seen one, ties among them by id.
     let tx = f.store.begin(f.a).await?;
     let all = queries::list_devices_labelled(
