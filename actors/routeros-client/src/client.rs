@@ -150,6 +150,21 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl Shared {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            wake: tokio::sync::Notify::new(),
+            next_tag: AtomicU64::new(1),
+            started: Instant::now(),
+            last_received_ms: AtomicU64::new(0),
+            commands_sent: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            sentences_dropped: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+        }
+    }
+
     /// Marks the session closed and fails every command in flight with `error`.
     fn close(&self, error: Error) {
         let pending = {
@@ -291,18 +306,7 @@ impl Client {
         info: SessionInfo,
         options: ClientOptions,
     ) -> Self {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            wake: tokio::sync::Notify::new(),
-            next_tag: AtomicU64::new(1),
-            started: Instant::now(),
-            last_received_ms: AtomicU64::new(0),
-            commands_sent: AtomicU64::new(0),
-            timeouts: AtomicU64::new(0),
-            sentences_dropped: AtomicU64::new(0),
-            bytes_received: AtomicU64::new(0),
-            bytes_sent: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new());
         // The task ends on its own once the session is closed (by the device, an error,
         // `close`, or the last clone's drop): nothing needs its handle.
         tokio::spawn(run_session(
@@ -825,18 +829,7 @@ mod tests {
     #[tokio::test]
     async fn the_session_task_stays_small() {
         let (io, _peer) = tokio::io::duplex(64);
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            wake: tokio::sync::Notify::new(),
-            next_tag: AtomicU64::new(1),
-            started: Instant::now(),
-            last_received_ms: AtomicU64::new(0),
-            commands_sent: AtomicU64::new(0),
-            timeouts: AtomicU64::new(0),
-            sentences_dropped: AtomicU64::new(0),
-            bytes_received: AtomicU64::new(0),
-            bytes_sent: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new());
         let task = run_session(
             shared,
             Box::new(io),

@@ -262,6 +262,15 @@ fn device_at(r: &sea_orm::QueryResult, at: usize) -> std::result::Result<devices
     })
 }
 
+fn sort_column(sort: DeviceSort) -> devices::Column {
+    match sort {
+        DeviceSort::Name => devices::Column::Name,
+        DeviceSort::Address => devices::Column::Address,
+        DeviceSort::Status => devices::Column::Status,
+        DeviceSort::LastSeen => devices::Column::LastSeenAt,
+    }
+}
+
 /// The fleet list: devices of the transaction's tenant matching `filter`, sorted, one page,
 /// with a `total` computed as `count` says.
 ///
@@ -278,12 +287,7 @@ pub async fn list_devices_counted(
 ) -> Result<DevicePage> {
     let limit = limit.clamp(1, MAX_PAGE);
     let cond = filter_condition(filter);
-    let col = match sort {
-        DeviceSort::Name => devices::Column::Name,
-        DeviceSort::Address => devices::Column::Address,
-        DeviceSort::Status => devices::Column::Status,
-        DeviceSort::LastSeen => devices::Column::LastSeenAt,
-    };
+    let col = sort_column(sort);
     let page = devices::Entity::find()
         .select_only()
         .columns(PAGE_COLUMNS)
@@ -349,14 +353,14 @@ fn filter_is(a: &DeviceFilter, b: &DeviceFilter) -> bool {
         && a.tag_id == b.tag_id
 }
 
-/// Tag and group names of these devices (each list sorted by name), in one query.
-async fn labels_of(tx: &TenantTx, devices: &[devices::Model]) -> Result<(Labels, Labels)> {
+/// Tag and group names of these devices (each list sorted by name), in one query; the fleet
+/// list and the API's single-device answers share it.
+pub async fn device_labels(tx: &TenantTx, ids: &[Uuid]) -> Result<(Labels, Labels)> {
     let mut tags = Labels::new();
     let mut groups = Labels::new();
-    if devices.is_empty() {
+    if ids.is_empty() {
         return Ok((tags, groups));
     }
-    let ids: Vec<Uuid> = devices.iter().map(|d| d.id).collect();
     let rows = tx
         .conn()
         .query_all_raw(Statement::from_sql_and_values(
@@ -367,7 +371,7 @@ async fn labels_of(tx: &TenantTx, devices: &[devices::Model]) -> Result<(Labels,
              SELECT m.device_id, g.name, true FROM device_group_memberships m \
                JOIN device_groups g ON g.id = m.group_id WHERE m.device_id = ANY($1) \
              ORDER BY name",
-            [ids.into()],
+            [ids.to_vec().into()],
         ))
         .await?;
     for r in &rows {
@@ -380,7 +384,8 @@ async fn labels_of(tx: &TenantTx, devices: &[devices::Model]) -> Result<(Labels,
     Ok((tags, groups))
 }
 
-type Labels = std::collections::HashMap<Uuid, Vec<String>>;
+/// Names by device id.
+pub type Labels = std::collections::HashMap<Uuid, Vec<String>>;
 
 /// A device of the fleet list with its tag and group names (each sorted by name).
 #[derive(Debug, Clone, PartialEq)]
@@ -435,12 +440,7 @@ pub async fn list_devices_labelled(
 
     let limit = limit.clamp(1, MAX_PAGE);
     let cond = filter_condition(filter);
-    let col = match sort {
-        DeviceSort::Name => devices::Column::Name,
-        DeviceSort::Address => devices::Column::Address,
-        DeviceSort::Status => devices::Column::Status,
-        DeviceSort::LastSeen => devices::Column::LastSeenAt,
-    };
+    let col = sort_column(sort);
     let page_select = Query::select()
         .columns(PAGE_COLUMNS)
         .from(devices::Entity)
@@ -528,7 +528,8 @@ pub async fn list_devices_labelled(
     drop(rows);
     let has_more = devices.len() as u64 > limit;
     devices.truncate(limit as usize);
-    let (mut tags, mut groups) = labels_of(tx, &devices).await?;
+    let ids: Vec<Uuid> = devices.iter().map(|d| d.id).collect();
+    let (mut tags, mut groups) = device_labels(tx, &ids).await?;
     let items: Vec<LabelledDevice> = devices
         .into_iter()
         .map(|d| LabelledDevice {

@@ -3,7 +3,7 @@
 //! through the device's actor (with the blocklist of dangerous paths), metrics in automatic
 //! buckets, interfaces, status history, and the fleet summary.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -572,43 +572,9 @@ async fn find_device(tx: &TenantTx, id: Uuid) -> ApiResult<devices::Model> {
 }
 
 /// Tag and group names of a page of devices, in one query.
-async fn labels(
-    tx: &TenantTx,
-    ids: &[Uuid],
-) -> ApiResult<(HashMap<Uuid, Vec<String>>, HashMap<Uuid, Vec<String>>)> {
-    let mut tags: HashMap<Uuid, Vec<String>> = HashMap::new();
-    let mut groups: HashMap<Uuid, Vec<String>> = HashMap::new();
-    if ids.is_empty() {
-        return Ok((tags, groups));
-    }
-    #[derive(FromQueryResult)]
-    struct Label {
-        device_id: Uuid,
-        name: String,
-        is_group: bool,
-    }
-    let rows = Label::find_by_statement(Statement::from_sql_and_values(
-        sea_orm::DbBackend::Postgres,
-        "SELECT a.device_id, t.name, false AS is_group FROM device_tag_assignments a \
-           JOIN device_tags t ON t.id = a.tag_id WHERE a.device_id = ANY($1) \
-         UNION ALL \
-         SELECT m.device_id, g.name, true FROM device_group_memberships m \
-           JOIN device_groups g ON g.id = m.group_id WHERE m.device_id = ANY($1) \
-         ORDER BY name",
-        [ids.to_vec().into()],
-    ))
-    .all(tx.conn())
-    .await?;
-    for r in rows {
-        let into = if r.is_group { &mut groups } else { &mut tags };
-        into.entry(r.device_id).or_default().push(r.name);
-    }
-    Ok((tags, groups))
-}
-
 async fn with_labels(tx: &TenantTx, rows: Vec<devices::Model>) -> ApiResult<Vec<Device>> {
     let ids: Vec<Uuid> = rows.iter().map(|d| d.id).collect();
-    let (mut tags, mut groups) = labels(tx, &ids).await?;
+    let (mut tags, mut groups) = queries::device_labels(tx, &ids).await?;
     Ok(rows
         .into_iter()
         .map(|d| {
